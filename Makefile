@@ -1,0 +1,45 @@
+# ganstyle tasks. `make help` lists them. Every target that runs code sets up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# On a CPU machine the constraints pin torch/torchvision so pip never pulls CUDA wheels.
+# GPU users with their own CUDA torch already installed: `make setup CONSTRAINTS=`.
+CONSTRAINTS ?= constraints.txt
+PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup train test test-all lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## create .venv and install ganstyle with its dev tools
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install $(PIP_C) -e ".[dev]"
+	touch $@
+
+train: setup ## train the default experiment (CycleGAN, embedded dataset, CPU); ARGS="..." adds overrides
+	$(BIN)/python train.py $(ARGS)
+
+test: setup ## run the default test suite (under 10 minutes on 2 CPU cores)
+	$(BIN)/python -m pytest $(ARGS)
+
+test-all: setup ## run every test, the slow ones included
+	$(BIN)/python -m pytest -m "slow or not slow" $(ARGS)
+
+lint: setup ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: setup ## run the benchmarks in benchmarks/ on this machine
+	$(BIN)/python -m benchmarks.run_all
+
+clean: ## remove caches (keeps .venv and outputs/)
+	rm -rf .pytest_cache .ruff_cache build src/*.egg-info
