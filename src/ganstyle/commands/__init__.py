@@ -1,0 +1,1 @@
+"""Subcommands of the ``ganstyle`` command line (see ganstyle.cli)."""
