@@ -1,0 +1,139 @@
+"""Typed schemas for the config groups and the checks that run before anything is built.
+
+Hydra composes YAML files; the dataclasses here are registered with its ConfigStore so a wrong type
+(`loss.style_weight=abc`) fails at composition with the key's full name. `validate_config` then checks
+ranges and combinations (negative weights, a crop larger than the load size) with one-paragraph
+messages, before any dataset is read or any network is built.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+GAN_MODES = ("vanilla", "lsgan", "hinge", "wgangp")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or inconsistent; the message says how to fix it."""
+
+
+@dataclass
+class FeatureNetConfig:
+    """The frozen network that content and style losses compare features in."""
+
+    arch: str = "vgg19"  # vgg19 (Gatys et al.) or vgg16 (Johnson et al.)
+    # imagenet: torchvision's ImageNet weights from the torch hub cache or weights_path;
+    # random: an explicit opt-in for smoke tests; losses are then not comparable across runs.
+    weights: str = "imagenet"
+    weights_path: str | None = None
+    # null: the paper's layers for the arch (VGG19: Gatys; VGG16: Johnson).
+    content_layers: list[str] | None = None
+    style_layers: list[str] | None = None
+    style_layer_weights: list[float] | None = None  # null: equal weights, averaged over layers
+    pooling: str = "max"  # max, or avg as some Gatys implementations use
+
+
+@dataclass
+class LossConfig:
+    """Every loss weight any model may turn on. A weight of 0 means the term is not computed."""
+
+    gan_mode: str = "lsgan"  # vanilla | lsgan | hinge | wgangp
+    gan_weight: float = 1.0
+    gp_weight: float = 10.0  # WGAN-GP gradient penalty (Gulrajani et al. 2017), used with gan_mode=wgangp
+    cycle_weight: float = 0.0  # L1 between an image and its reconstruction, images in [-1, 1]
+    identity_weight: float = 0.0  # multiplies cycle_weight, as in the CycleGAN reference code
+    l1_weight: float = 0.0  # L1 to a paired target (pix2pix uses 100)
+    reconstruction: str = "l1"  # l1 | l2 for the cycle, identity and paired terms
+    content_weight: float = 0.0  # perceptual content term on the feature network
+    style_weight: float = 0.0  # Gram-matrix style term on the feature network
+    tv_weight: float = 0.0  # total variation of the generated image
+    feature_net: FeatureNetConfig = field(default_factory=FeatureNetConfig)
+
+
+def register_schemas() -> None:
+    """Register the schemas with Hydra; config files extend them via `/schema/<group>@_here_`."""
+    store = ConfigStore.instance()
+    store.store(group="schema", name="loss", node=LossConfig)
+
+
+register_schemas()
+
+_WEIGHT_KEYS = tuple(name for name in LossConfig.__dataclass_fields__ if name.endswith("_weight"))
+
+
+def validate_loss_config(loss: DictConfig | dict[str, Any]) -> None:
+    """Check loss weights are non-negative and the GAN mode is known."""
+    for key in _WEIGHT_KEYS:
+        value = loss.get(key, 0.0)
+        if value is not None and float(value) < 0:
+            raise ConfigError(
+                f"loss.{key}={value} is negative. Loss weights scale a term that is minimised, so a "
+                f"negative weight would maximise it; use 0 to turn the term off or a positive value."
+            )
+    mode = loss.get("gan_mode", "lsgan")
+    if mode not in GAN_MODES:
+        raise ConfigError(
+            f"loss.gan_mode={mode!r} is not a known adversarial loss. Choose one of "
+            f"{', '.join(GAN_MODES)}, e.g. `loss.gan_mode=lsgan`."
+        )
+    if loss.get("reconstruction", "l1") not in ("l1", "l2"):
+        raise ConfigError(f"loss.reconstruction={loss.get('reconstruction')!r} is not known; use l1 or l2.")
+
+
+def validate_data_config(data: DictConfig | dict[str, Any]) -> None:
+    """Check sizes and counts of a data config before the dataset is touched."""
+    for key in ("load_size", "crop_size", "batch_size", "image_size"):
+        value = data.get(key)
+        if value is not None and int(value) <= 0:
+            raise ConfigError(f"data.{key}={value} must be a positive integer.")
+    if (data.get("num_workers") or 0) < 0:
+        raise ConfigError(f"data.num_workers={data.get('num_workers')} must be 0 or more.")
+    load, crop = data.get("load_size"), data.get("crop_size")
+    preprocess = str(data.get("preprocess", "resize_and_crop"))
+    if load is not None and crop is not None and "crop" in preprocess and int(crop) > int(load):
+        raise ConfigError(
+            f"data.crop_size={crop} is larger than data.load_size={load}: with preprocess={preprocess} "
+            f"images are resized to load_size and then cropped, so the crop must fit. Set "
+            f"data.crop_size<={load} or raise data.load_size (the reference uses load 286, crop 256)."
+        )
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """All checks that need only the config; run before anything is instantiated."""
+    if cfg.get("loss") is not None:
+        validate_loss_config(cfg.loss)
+    if cfg.get("data") is not None:
+        validate_data_config(cfg.data)
+
+
+def to_plain(value: Any) -> Any:
+    """A resolved, container-free copy of a config node (what checkpoints store as hyperparameters)."""
+    if isinstance(value, DictConfig) or OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def rewrite_null_group_overrides(argv: list[str], config_dir: str) -> list[str]:
+    """Turn ``group=null`` into Hydra's ``~group`` for config groups (e.g. ``experiment=null``).
+
+    Hydra rejects a null choice for a group that has a default; users (and the README) write
+    ``experiment=null`` to mean "no experiment", so it is translated before Hydra parses argv.
+    """
+    rewritten = []
+    for arg in argv:
+        group, sep, value = arg.partition("=")
+        if (
+            sep
+            and value == "null"
+            and group.isidentifier()
+            and os.path.isdir(os.path.join(config_dir, group))
+        ):
+            rewritten.append(f"~{group}")
+        else:
+            rewritten.append(arg)
+    return rewritten

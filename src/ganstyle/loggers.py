@@ -1,0 +1,70 @@
+"""Experiment loggers that never block: W&B offline unless credentials exist."""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+WANDB_HOST = "api.wandb.ai"
+
+
+def wandb_credentials_available() -> bool:
+    """True when W&B can authenticate without asking: an API key in the environment or ~/.netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc_path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return netrc.netrc(str(netrc_path)).authenticators(WANDB_HOST) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, PermissionError):
+        return False
+
+
+def resolve_wandb_mode(mode: str | None) -> str:
+    """The explicit mode, else WANDB_MODE, else online with credentials and offline without."""
+    if mode:
+        return mode
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    return "online" if wandb_credentials_available() else "offline"
+
+
+def make_wandb_logger(
+    project: str = "ganstyle",
+    name: str | None = None,
+    group: str | None = None,
+    tags: list[str] | None = None,
+    mode: str | None = None,
+    save_dir: str = ".",
+    log_model: bool = False,
+    **kwargs: Any,
+):
+    """A Lightning WandbLogger that cannot prompt for a login or wait on the network.
+
+    Offline runs are written to ``<save_dir>/wandb/offline-run-*``; upload them later with
+    ``wandb sync <that folder>``.
+    """
+    from lightning.pytorch.loggers import WandbLogger
+
+    resolved = resolve_wandb_mode(mode)
+    if resolved not in ("online", "offline", "disabled"):
+        raise ValueError(
+            f"logger.wandb.mode={resolved!r} is not a W&B mode; use online, offline or disabled "
+            f"(or leave it null to pick online only when credentials exist)."
+        )
+    # No stdin prompts under any circumstance (a SLURM job has no terminal to answer them).
+    os.environ.setdefault("WANDB_DISABLE_CODE", "true")
+    os.environ["WANDB_CONSOLE"] = os.environ.get("WANDB_CONSOLE", "off")
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    return WandbLogger(
+        project=project,
+        name=name,
+        group=group,
+        tags=list(tags or []),
+        save_dir=save_dir,
+        offline=resolved == "offline",
+        mode=resolved,
+        log_model=log_model and resolved == "online",
+        **kwargs,
+    )

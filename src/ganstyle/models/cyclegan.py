@@ -1,0 +1,192 @@
+"""CycleGAN: unpaired image-to-image translation (Zhu et al. 2017, "Unpaired Image-to-Image
+Translation using Cycle-Consistent Adversarial Networks").
+
+Two generators, G_AB: A -> B and G_BA: B -> A, and two discriminators, D_A judging domain-A images
+and D_B judging domain-B images. (The reference code calls D_B "netD_A"; names here say which domain
+a network judges.) One optimiser steps both generators, one both discriminators, as in the reference.
+
+    python train.py model=cyclegan                      # quick-start sizes on the embedded dataset
+    python train.py experiment=null data=unpaired data.root=datasets/horse2zebra  # reference sizes
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+from typing import Any
+
+import torch
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from ganstyle.config import to_plain
+from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
+from ganstyle.losses.reconstruction import ReconstructionLoss
+from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.utils.image_pool import ImagePool
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] network images to [0, 1] for metrics and files."""
+    return ((images + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+class CycleGAN(GANModule):
+    loss_terms = ("gan_weight", "cycle_weight", "identity_weight")
+    visual_rows = (("real_A", "fake_B", "rec_A"), ("real_B", "fake_A", "rec_B"))
+
+    def __init__(
+        self,
+        generator: dict[str, Any],
+        discriminator: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None = None,
+        loss: dict[str, Any] | None = None,
+        pool_size: int = 50,
+    ) -> None:
+        super().__init__()
+        generator, discriminator = to_plain(generator), to_plain(discriminator)
+        optimizer, scheduler = to_plain(optimizer), to_plain(scheduler)
+        loss = complete_loss_config(to_plain(loss))
+        self.check_loss_config(loss)
+        self.save_hyperparameters()
+
+        self.G_AB = build(generator)
+        self.G_BA = build(generator)
+        self.D_A = build(discriminator)
+        self.D_B = build(discriminator)
+
+        self.adversarial = AdversarialLoss(loss["gan_mode"])
+        self.reconstruction = ReconstructionLoss(loss["reconstruction"])
+        # Pools live outside the module tree (they hold tensors, not parameters); their contents are
+        # saved in checkpoints by on_save_checkpoint so a resumed run sees the same history.
+        self.pool_A = ImagePool(pool_size)
+        self.pool_B = ImagePool(pool_size)
+
+        # Ground-truth metrics for A -> B when the validation data has targets (the embedded dataset).
+        self.val_psnr_B = PeakSignalNoiseRatio(data_range=1.0)
+        self.val_ssim_B = StructuralSimilarityIndexMeasure(data_range=1.0)
+        self.val_psnr_B_identity = PeakSignalNoiseRatio(data_range=1.0)
+
+    def forward(self, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """Translate images in [-1, 1]; inference only."""
+        if direction not in ("AtoB", "BtoA"):
+            raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}.")
+        return (self.G_AB if direction == "AtoB" else self.G_BA)(images)
+
+    # --- training ------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss = self.hparams.loss
+        real_A, real_B = batch["A"], batch["B"]
+        opt_G, opt_D = self.optimizers()
+
+        # 1. Generators: fool both discriminators, reconstruct through the cycle, keep identity.
+        with self.toggled_optimizer(opt_G):
+            fake_B = self.G_AB(real_A)
+            fake_A = self.G_BA(real_B)
+            rec_A = self.G_BA(fake_B)
+            rec_B = self.G_AB(fake_A)
+            terms = {
+                "loss_G_AB": loss["gan_weight"] * self.adversarial(self.D_B(fake_B), True, False),
+                "loss_G_BA": loss["gan_weight"] * self.adversarial(self.D_A(fake_A), True, False),
+                "loss_cycle_A": loss["cycle_weight"] * self.reconstruction(rec_A, real_A),
+                "loss_cycle_B": loss["cycle_weight"] * self.reconstruction(rec_B, real_B),
+            }
+            if loss["identity_weight"] > 0:
+                # A generator fed an image already in its target domain should leave it unchanged;
+                # weighted identity_weight * cycle_weight as in the reference (0.5 * 10).
+                identity_weight = loss["identity_weight"] * loss["cycle_weight"]
+                terms["loss_idt_A"] = identity_weight * self.reconstruction(self.G_BA(real_A), real_A)
+                terms["loss_idt_B"] = identity_weight * self.reconstruction(self.G_AB(real_B), real_B)
+            loss_G = sum(terms.values())
+            opt_G.zero_grad(set_to_none=True)
+            self.manual_backward(loss_G)
+            opt_G.step()
+
+        # 2. Discriminators: real vs. fakes drawn from the history pools.
+        with self.toggled_optimizer(opt_D):
+            loss_D_A = self.discriminator_loss(self.D_A, real_A, self.pool_A.query(fake_A))
+            loss_D_B = self.discriminator_loss(self.D_B, real_B, self.pool_B.query(fake_B))
+            opt_D.zero_grad(set_to_none=True)
+            self.manual_backward(loss_D_A + loss_D_B)
+            opt_D.step()
+
+        logged = {f"train/{name}": value.detach() for name, value in terms.items()}
+        logged.update(
+            {
+                "train/loss_G": loss_G.detach(),
+                "train/loss_D_A": loss_D_A.detach(),
+                "train/loss_D_B": loss_D_B.detach(),
+            }
+        )
+        self.log_dict(logged, batch_size=real_A.shape[0])
+        self.log_dict(
+            {"loss_G": loss_G.detach(), "loss_D": (loss_D_A + loss_D_B).detach()},
+            prog_bar=True,
+            logger=False,
+            batch_size=real_A.shape[0],
+        )
+
+    def discriminator_loss(self, discriminator, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """(L(D(real), real) + L(D(fake), fake)) / 2; halved as in the reference so D learns slower
+        than G. With gan_mode=wgangp the gradient penalty (weight loss.gp_weight) is added."""
+        fake = fake.detach()
+        loss = 0.5 * (
+            self.adversarial(discriminator(real), True) + self.adversarial(discriminator(fake), False)
+        )
+        if self.hparams.loss["gan_mode"] == "wgangp":
+            loss = loss + self.hparams.loss["gp_weight"] * gradient_penalty(discriminator, real, fake)
+        return loss
+
+    def make_optimizers(self):
+        return (
+            self.build_optimizer(chain(self.G_AB.parameters(), self.G_BA.parameters())),
+            self.build_optimizer(chain(self.D_A.parameters(), self.D_B.parameters())),
+        )
+
+    # --- validation ----------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        real_A, real_B = batch["A"], batch["B"]
+        fake_B, fake_A = self.G_AB(real_A), self.G_BA(real_B)
+        size = real_A.shape[0]
+        self.log("val/loss_cycle_A", self.reconstruction(self.G_BA(fake_B), real_A), batch_size=size)
+        self.log("val/loss_cycle_B", self.reconstruction(self.G_AB(fake_A), real_B), batch_size=size)
+        if "B_target" in batch:
+            target = to_unit_range(batch["B_target"])
+            prediction = to_unit_range(fake_B)
+            self.val_psnr_B(prediction, target)
+            self.val_ssim_B(prediction, target)
+            # The do-nothing baseline: how far the untranslated A already is from the target.
+            self.val_psnr_B_identity(to_unit_range(real_A), target)
+            self.log("val/psnr_B", self.val_psnr_B, batch_size=size, prog_bar=True)
+            self.log("val/ssim_B", self.val_ssim_B, batch_size=size)
+            self.log("val/psnr_B_identity", self.val_psnr_B_identity, batch_size=size)
+
+    # --- visuals and checkpoints ---------------------------------------------------------------
+    @torch.no_grad()
+    def compute_visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        real_A = batch["A"].to(self.device)
+        real_B = batch["B"].to(self.device)
+        fake_B, fake_A = self.G_AB(real_A), self.G_BA(real_B)
+        return {
+            "real_A": real_A,
+            "fake_B": fake_B,
+            "rec_A": self.G_BA(fake_B),
+            "real_B": real_B,
+            "fake_A": fake_A,
+            "rec_B": self.G_AB(fake_A),
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["image_pools"] = {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        pools = checkpoint.get("image_pools")
+        if pools:
+            self.pool_A.load_state_dict(pools["A"])
+            self.pool_B.load_state_dict(pools["B"])
+
+    def test_translations(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, list[str]]]:
+        """Whole-test-set outputs, by folder: testA translated to B and testB to A."""
+        return {
+            "AtoB": (self.G_AB(batch["A"]), batch["A_path"]),
+            "BtoA": (self.G_BA(batch["B"]), batch["B_path"]),
+        }

@@ -1,0 +1,61 @@
+"""Shared fixtures: Hydra's compose API over conf/, isolated caches and offline loggers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import ganstyle  # noqa: F401  (first: makes torchvision importable before lightning/torchmetrics)
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "conf"
+
+os.environ["GANSTYLE_ROOT"] = str(ROOT)
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+# Both CPU cores for the few heavier tests; intra-op threads only.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+requires_gpu = pytest.mark.skipif(not cuda_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One dataset/weights cache per test session, so the embedded dataset is built once."""
+    path = tmp_path_factory.mktemp("ganstyle-cache")
+    os.environ["GANSTYLE_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture
+def compose_config(tmp_path, cache_dir):
+    """Compose conf/train.yaml with overrides, as `python train.py <overrides>` would."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from ganstyle.config import rewrite_null_group_overrides
+
+    def _compose(*overrides: str, output_dir: Path | None = None):
+        GlobalHydra.instance().clear()
+        args = rewrite_null_group_overrides(list(overrides), str(CONFIG_DIR))
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", overrides=args, return_hydra_config=True)
+        run_dir = output_dir or tmp_path / "run"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(run_dir)
+            cfg.hydra.job.num = 0
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    yield _compose
+    GlobalHydra.instance().clear()
