@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import ganstyle  # noqa: F401  (first: makes torchvision importable before lightning/torchmetrics)
 import pytest
 import torch
+
+import ganstyle  # noqa: F401  (first: makes torchvision importable before lightning/torchmetrics)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "conf"

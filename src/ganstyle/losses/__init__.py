@@ -1,1 +1,24 @@
-"""losses"""
+"""Losses: adversarial objectives, pixel reconstruction and VGG perceptual terms (all ``nn.Module``)."""
+
+from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
+from ganstyle.losses.perceptual import (
+    ContentLoss,
+    PerceptualCriterion,
+    StyleLoss,
+    TotalVariationLoss,
+    build_perceptual_criterion,
+    gram_matrix,
+)
+from ganstyle.losses.reconstruction import ReconstructionLoss
+
+__all__ = [
+    "AdversarialLoss",
+    "ContentLoss",
+    "PerceptualCriterion",
+    "ReconstructionLoss",
+    "StyleLoss",
+    "TotalVariationLoss",
+    "build_perceptual_criterion",
+    "gradient_penalty",
+    "gram_matrix",
+]
