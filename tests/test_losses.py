@@ -56,6 +56,14 @@ def test_gram_matrix_is_feature_inner_products_over_chw():
     torch.testing.assert_close(gram, expected)
 
 
+def test_gram_matrix_stays_float32_under_mixed_precision():
+    features = torch.randn(1, 4, 8, 8).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gram = gram_matrix(features)
+    assert gram.dtype == torch.float32
+    torch.testing.assert_close(gram, gram_matrix(features.float()))
+
+
 def test_style_loss_is_mean_over_layers_of_gram_mse():
     out = {"a": torch.randn(2, 3, 4, 4), "b": torch.randn(2, 5, 2, 2)}
     style = {"a": torch.randn(1, 3, 4, 4), "b": torch.randn(1, 5, 2, 2)}  # one style image for the batch

@@ -138,19 +138,30 @@ def test_too_few_images_is_a_clear_error():
 # --- the FID Inception and its weights -----------------------------------------------------------------
 
 
-def test_fid_inception_loads_a_file_saved_under_the_official_name(checkpoints):
+def _save_random_fid_inception(checkpoints):
     torch.manual_seed(0)
     state = inception_skeleton().state_dict()
     checkpoints.mkdir(parents=True)
     torch.save(state, checkpoints / WEIGHTS["fid_inception"].file_name)
+    return state
 
+
+def test_fid_inception_loads_a_file_saved_under_the_official_name(checkpoints):
+    state = _save_random_fid_inception(checkpoints)
     extractor = build_inception_feature_extractor()
     torch.testing.assert_close(extractor.net.Conv2d_1a_3x3.conv.weight, state["Conv2d_1a_3x3.conv.weight"])
+    torch.testing.assert_close(extractor.net.fc.bias, state["fc.bias"])
+    assert extractor.num_features == 2048
     assert extractor.state_dict() == {}  # frozen weights stay out of checkpoints
     extractor.train()
     assert not extractor.training and all(not p.requires_grad for p in extractor.parameters())
 
-    metrics = DistributionMetrics(feature=extractor, kid=False)  # 2048-d pool features, the standard FID
+
+@pytest.mark.slow
+def test_fid_with_the_real_inception_architecture_runs_end_to_end(checkpoints):
+    # About 7 s on two idle cores (the 299 px Inception pass and a 2048x2048 matrix square root).
+    _save_random_fid_inception(checkpoints)
+    metrics = DistributionMetrics(kid=False)  # the standard configuration: 2048-d features, from the cache
     metrics.update(image_batch(3, seed=1), real=True)
     metrics.update(image_batch(3, seed=2), real=False)
     assert np.isfinite(metrics.compute()["fid"])

@@ -112,8 +112,12 @@ def cached_path(kind: str) -> Path:
 
 
 def not_found_message(
-    kind: str, weights_path: str | os.PathLike | None = None, config_key: str | None = None
+    kind: str,
+    weights_path: str | os.PathLike | None = None,
+    config_key: str | None = None,
+    download_error: BaseException | None = None,
 ) -> str:
+    """The one-paragraph explanation of a missing weights file: what, where, and the two ways to fix it."""
     s = spec(kind)
     key = config_key or s.config_key
     folder = cache_dir()
@@ -122,11 +126,16 @@ def not_found_message(
         if weights_path is not None
         else f"no file {s.file_name!r} in {str(folder)!r} (the torch hub cache; set TORCH_HOME to move it)"
     )
+    download = (
+        f"Downloading it failed ({download_error})."
+        if download_error is not None
+        else "Nothing is downloaded automatically."
+    )
     return (
-        f"{s.description} not found: {where}. Nothing is downloaded automatically. Provide the file in one "
-        f"of two ways: (1) run `ganstyle fetch-weights --kinds {kind}` on a machine with internet access "
-        f"(it downloads {s.url}) and copy {s.file_name} into {folder} on this machine, or run it here if "
-        f"this machine is online; or (2) set the explicit path, e.g. `{key}=/path/to/{s.file_name}`."
+        f"{s.description} not found: {where}. {download} Provide the file in one of two ways: (1) run "
+        f"`ganstyle fetch-weights --kinds {kind}` on a machine with internet access (it downloads {s.url}) "
+        f"and copy {s.file_name} into {folder} on this machine, or run it here if this machine is online; "
+        f"or (2) set the explicit path, e.g. `{key}=/path/to/{s.file_name}`."
     )
 
 
@@ -155,7 +164,8 @@ def resolve_weights(
         try:
             return fetch_weights([kind])[0]
         except WeightsDownloadError as error:
-            raise WeightsNotFoundError(f"{not_found_message(kind, None, config_key)} ({error})") from error
+            reason = error.__cause__ or error  # the network error itself, not the advice around it
+            raise WeightsNotFoundError(not_found_message(kind, None, config_key, reason)) from error
     raise WeightsNotFoundError(not_found_message(kind, None, config_key))
 
 

@@ -39,10 +39,15 @@ from ganstyle.networks.vgg import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, 
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """G = F F^T / (C*H*W) for features (B, C, H, W); returns (B, C, C)."""
+    """G = F F^T / (C*H*W) for features (B, C, H, W); returns (B, C, C), always in float32.
+
+    Computed outside autocast: under mixed precision the undivided sums over H*W (about 1e9 for
+    ImageNet VGG features at 256 px) would overflow float16 before the division.
+    """
     b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        flat = features.reshape(b, c, h * w).float()
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
 
 
 def _layer_weights(
@@ -151,6 +156,7 @@ class PerceptualCriterion(nn.Module):
     once (with gradient to the image; VGG's own weights are frozen) for all content and style layers
     together; the content and style targets go through once more without a graph, in one batch when their
     sizes match. A fixed style image can be set once with :meth:`set_style`: its Grams are then cached.
+    A term is computed if and only if its weight is non-zero (all default to 0).
 
     Scale: see the module docstring (images [-1, 1] -> ImageNet-normalised, Gram / (C*H*W), MSE per layer,
     mean over layers). ``style_weight=1e4`` here is ``2.5e3`` in pytorch/examples' units (they sum 4
@@ -163,7 +169,7 @@ class PerceptualCriterion(nn.Module):
         content_layers: Sequence[str] = (),
         style_layers: Sequence[str] = (),
         style_layer_weights: Sequence[float] | Mapping[str, float] | None = None,
-        content_weight: float = 1.0,
+        content_weight: float = 0.0,
         style_weight: float = 0.0,
         tv_weight: float = 0.0,
     ) -> None:

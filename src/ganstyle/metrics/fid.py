@@ -211,9 +211,13 @@ class DistributionMetrics(nn.Module):
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Feature vectors of images in [-1, 1] (one pass of the feature network)."""
+        """Feature vectors of images in [-1, 1] (one pass of the feature network, in float32).
+
+        Autocast is switched off: FID must not depend on whether training used mixed precision.
+        """
         unit = ((images.float() + 1.0) * 0.5).clamp(0.0, 1.0)
-        features = self.feature_extractor(unit)
+        with torch.autocast(device_type=unit.device.type, enabled=False):
+            features = self.feature_extractor(unit)
         return features.reshape(features.shape[0], -1)
 
     @torch.no_grad()

@@ -9,9 +9,10 @@ from torch.optim.lr_scheduler import LambdaLR
 def linear_decay(optimizer: Optimizer, n_epochs: int = 100, n_epochs_decay: int = 100) -> LambdaLR:
     """Keep the initial rate for `n_epochs`, then decay linearly to zero over `n_epochs_decay`.
 
-    The CycleGAN/pix2pix reference policy ``linear``: after finishing epoch e (0-based, counted by
-    ``scheduler.step()`` calls) the rate is ``lr * (1 - max(0, e + 1 - n_epochs) / (n_epochs_decay + 1))``,
-    so the last of the ``n_epochs + n_epochs_decay`` epochs trains at ``lr / (n_epochs_decay + 1)``.
+    The CycleGAN/pix2pix reference policy ``linear`` (with its ``epoch_count=1``): epoch e (0-based,
+    counted by ``scheduler.step()`` calls) trains at ``lr * (1 - max(0, e + 1 - n_epochs) / (n_epochs_decay + 1))``,
+    so epochs 0..n_epochs-1 use the full rate and the last of the ``n_epochs + n_epochs_decay`` epochs
+    trains at ``lr / (n_epochs_decay + 1)``.
     """
     if n_epochs < 0 or n_epochs_decay < 0:
         raise ValueError(
@@ -20,6 +21,6 @@ def linear_decay(optimizer: Optimizer, n_epochs: int = 100, n_epochs_decay: int 
         )
 
     def factor(epoch: int) -> float:
-        return 1.0 - max(0, epoch - n_epochs) / float(n_epochs_decay + 1)
+        return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
 
     return LambdaLR(optimizer, lr_lambda=factor)
