@@ -1,0 +1,57 @@
+"""The validation-loop half of GANModule: FID/KID per domain and the monitored-metric default.
+
+Kept apart from ``base.py`` so the training-side machinery and the evaluation side read separately.
+A model opts in by naming ``distribution_domains`` and implementing ``distribution_samples(batch)``;
+``train()`` calls ``configure_validation_metrics(cfg.metrics)`` once the model is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ganstyle.metrics.validation import ValidationDistributionMetrics, build_validation_metrics
+
+
+class ValidationMetricsMixin:
+    # Domains whose generated images are scored against real ones, the main one first
+    # (CycleGAN: ("B", "A") logs val/fid_B and val/fid_A). Empty: the model has no FID.
+    distribution_domains: tuple[str, ...] = ()
+    # What checkpointing and sweeps watch when FID is off: a ground-truth metric, or None.
+    ground_truth_monitor: tuple[str, str] | None = None
+
+    def configure_validation_metrics(self, metrics_cfg: Mapping[str, Any] | None) -> bool:
+        """Build FID/KID for this run (not a hyperparameter: inference never needs it). True if on."""
+        self.distribution_metrics = build_validation_metrics(metrics_cfg, self.distribution_domains)
+        return self.distribution_metrics is not None
+
+    def default_monitor(self) -> tuple[str | None, str]:
+        """FID on the main domain when it runs, else the model's ground-truth metric (or nothing)."""
+        if self.fid_metrics() is not None:
+            return f"val/fid_{self.distribution_domains[0]}", "min"
+        return self.ground_truth_monitor or (None, "min")
+
+    def fid_metrics(self) -> ValidationDistributionMetrics | None:
+        # Not a class attribute: nn.Module keeps submodules in _modules, which a class-level default
+        # would shadow.
+        return getattr(self, "distribution_metrics", None)
+
+    def distribution_samples(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """{domain: (real images, generated images)} in [-1, 1] for one validation batch."""
+        raise NotImplementedError(f"{type(self).__name__} lists distribution_domains but no samples")
+
+    @torch.no_grad()
+    def on_validation_batch_end(
+        self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        # Sanity-check batches would fix the real statistics from two batches: skip them.
+        if self.fid_metrics() is not None and not self.trainer.sanity_checking:
+            self.fid_metrics().update(self.distribution_samples(batch))
+
+    def on_validation_epoch_end(self) -> None:
+        if self.fid_metrics() is None or self.trainer.sanity_checking:
+            return
+        for name, value in self.fid_metrics().compute_and_reset().items():
+            self.log(f"val/{name}", value, sync_dist=False)  # torchmetrics already gathered all ranks
