@@ -13,15 +13,36 @@ os.environ.setdefault("GANSTYLE_ROOT", os.path.dirname(os.path.abspath(__file__)
 
 import hydra  # noqa: E402
 
-from ganstyle.config import rewrite_null_group_overrides  # noqa: E402  (also registers schemas)
-from ganstyle.training import train  # noqa: E402
+from ganstyle.config import ConfigError, rewrite_null_group_overrides  # noqa: E402  (also registers schemas)
+from ganstyle.resuming import check_reused_run_dir_in_argv  # noqa: E402
+from ganstyle.sweeps import report_failures_in_multirun  # noqa: E402
+from ganstyle.training import train, user_error_message  # noqa: E402
+
+# Under -m a failing job writes <job dir>/FAILED and returns None, so the other jobs still run.
+train_job = report_failures_in_multirun(train, explain=user_error_message)
+
+
+def exit_with(message: str) -> None:
+    """A problem the user can fix: its paragraph on stderr and exit code 1, no traceback."""
+    print(f"Error: {message}", file=sys.stderr)
+    sys.exit(1)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg) -> float | None:
-    return train(cfg)
+    try:
+        return train_job(cfg)
+    except Exception as error:
+        message = user_error_message(error)
+        if message is None:
+            raise
+        exit_with(message)
 
 
 if __name__ == "__main__":
     sys.argv = rewrite_null_group_overrides(sys.argv, os.path.join(os.environ["GANSTYLE_ROOT"], "conf"))
+    try:  # before Hydra starts: it rewrites <run dir>/.hydra/ of an earlier run before train() runs
+        check_reused_run_dir_in_argv(sys.argv)
+    except ConfigError as error:
+        exit_with(str(error))
     main()

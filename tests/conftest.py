@@ -60,3 +60,46 @@ def compose_config(tmp_path, cache_dir):
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+# A real 1-epoch CycleGAN training at tiny sizes, whose run folder the inference, export and report
+# tests read. log_every_n_steps=1 so the three batches leave training curves.
+TINY_CYCLEGAN_RUN = (
+    "trainer.fast_dev_run=false",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=1",
+    "trainer.log_every_n_steps=1",
+    "data.n_train=8",
+    "data.n_test=4",
+    "model.generator.ngf=8",
+    "model.generator.n_blocks=1",
+    "model.discriminator.ndf=8",
+    "logger=csv",
+)
+_TINY_RUN_DIRS: dict[str, Path] = {}
+
+
+@pytest.fixture
+def tiny_cyclegan_run(compose_config, tmp_path_factory) -> Path:
+    """The folder of a finished tiny CycleGAN run, trained once per session (read it, do not change it).
+
+    .hydra/config.yaml, hydra.yaml and overrides.yaml are written first, as a `python train.py` run does.
+    """
+    if "run" not in _TINY_RUN_DIRS:
+        from omegaconf import OmegaConf, open_dict
+
+        from ganstyle.training import train
+
+        run_dir = tmp_path_factory.mktemp("tiny_cyclegan") / "2024-01-01_00-00-00-000000"
+        cfg = compose_config(*TINY_CYCLEGAN_RUN, output_dir=run_dir)
+        job_config = cfg.copy()
+        with open_dict(job_config):
+            del job_config["hydra"]
+        (run_dir / ".hydra").mkdir()
+        OmegaConf.save(job_config, run_dir / ".hydra" / "config.yaml")
+        OmegaConf.save(OmegaConf.create({"hydra": cfg.hydra}), run_dir / ".hydra" / "hydra.yaml")
+        OmegaConf.save(OmegaConf.create(list(TINY_CYCLEGAN_RUN)), run_dir / ".hydra" / "overrides.yaml")
+        train(cfg)
+        _TINY_RUN_DIRS["run"] = run_dir
+    return _TINY_RUN_DIRS["run"]

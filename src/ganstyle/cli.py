@@ -11,7 +11,7 @@ import importlib
 import sys
 
 # Modules in ganstyle.commands, in the order `ganstyle --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("fid", "weights")
+COMMAND_MODULES: tuple[str, ...] = ("fid", "weights", "stylize", "export", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ messages, before any dataset is read or any network is built.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,11 @@ def validate_loss_config(loss: DictConfig | dict[str, Any]) -> None:
     """Check loss weights are non-negative and the GAN mode is known."""
     for key in _WEIGHT_KEYS:
         value = loss.get(key, 0.0)
+        if value is not None and not math.isfinite(float(value)):
+            raise ConfigError(
+                f"loss.{key}={value} is not a finite number; every loss and every step would be NaN or "
+                f"inf. Use 0 to turn the term off or a positive value such as the paper's."
+            )
         if value is not None and float(value) < 0:
             raise ConfigError(
                 f"loss.{key}={value} is negative. Loss weights scale a term that is minimised, so a "
@@ -103,10 +109,31 @@ def validate_data_config(data: DictConfig | dict[str, Any]) -> None:
         )
 
 
+def validate_model_config(model: DictConfig | dict[str, Any]) -> None:
+    """Check the optimiser's learning rate and the image-pool size, which models only meet mid-run."""
+    optimizer = model.get("optimizer") or {}
+    if isinstance(optimizer, str):  # a name choosing one of model.optimizers (Gatys: lbfgs | adam)
+        optimizer = (model.get("optimizers") or {}).get(optimizer) or {}
+    lr = optimizer.get("lr")
+    if isinstance(lr, str) or (lr is not None and not (math.isfinite(float(lr)) and float(lr) > 0)):
+        raise ConfigError(
+            f"model.optimizer.lr={lr!r} must be a positive finite number (the GAN papers use 2.0e-4 with "
+            "Adam). In YAML write 2.0e-4: plain 2e-4 is read as a string."
+        )
+    pool_size = model.get("pool_size")
+    if pool_size is not None and int(pool_size) < 0:
+        raise ConfigError(
+            f"model.pool_size={pool_size} must be 0 or more: the number of past fakes shown to the "
+            "discriminators (the reference uses 50; 0 turns the history off)."
+        )
+
+
 def validate_config(cfg: DictConfig) -> None:
     """All checks that need only the config; run before anything is instantiated."""
     if cfg.get("loss") is not None:
         validate_loss_config(cfg.loss)
+    if cfg.get("model") is not None:
+        validate_model_config(cfg.model)
     if cfg.get("data") is not None:
         validate_data_config(cfg.data)
 

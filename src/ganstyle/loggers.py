@@ -21,12 +21,17 @@ def wandb_credentials_available() -> bool:
         return False
 
 
+# W&B's older names. Lightning's WandbLogger(offline=True) itself sets WANDB_MODE=dryrun, which the
+# next job of a multirun then reads from the environment.
+_WANDB_MODE_ALIASES = {"dryrun": "offline", "run": "online"}
+
+
 def resolve_wandb_mode(mode: str | None) -> str:
     """The explicit mode, else WANDB_MODE, else online with credentials and offline without."""
     if mode:
-        return mode
+        return _WANDB_MODE_ALIASES.get(mode, mode)
     if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
+        return _WANDB_MODE_ALIASES.get(os.environ["WANDB_MODE"], os.environ["WANDB_MODE"])
     return "online" if wandb_credentials_available() else "offline"
 
 
@@ -43,9 +48,15 @@ def make_wandb_logger(
     """A Lightning WandbLogger that cannot prompt for a login or wait on the network.
 
     Offline runs are written to ``<save_dir>/wandb/offline-run-*``; upload them later with
-    ``wandb sync <that folder>``.
+    ``wandb sync <that folder>``. In a multirun each job is its own run, named ``<name>-<job number>``
+    and, when ``group`` is null, grouped under the sweep folder's name so a sweep reads as one group.
     """
     from lightning.pytorch.loggers import WandbLogger
+
+    from ganstyle.sweeps import sweep_group_name, wandb_run_name
+
+    group = group if group is not None else sweep_group_name()
+    name = wandb_run_name(name)
 
     resolved = resolve_wandb_mode(mode)
     if resolved not in ("online", "offline", "disabled"):
@@ -57,6 +68,9 @@ def make_wandb_logger(
     os.environ.setdefault("WANDB_DISABLE_CODE", "true")
     os.environ["WANDB_CONSOLE"] = os.environ.get("WANDB_CONSOLE", "off")
     Path(save_dir).mkdir(parents=True, exist_ok=True)
+    # Processes started later (ddp_spawn ranks attaching to this run) take their folder from the
+    # environment, not from save_dir: without this their media would land in ./wandb of the cwd.
+    os.environ["WANDB_DIR"] = str(Path(save_dir).resolve())
     return WandbLogger(
         project=project,
         name=name,

@@ -8,14 +8,24 @@ are always closed, so one multirun job never leaks its W&B run into the next.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning.pytorch as pl
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from ganstyle.callbacks.signals import EXIT_CODE_SIGTERM
 from ganstyle.config import ConfigError, validate_config
+from ganstyle.distributed import build_trainer
+from ganstyle.resuming import (
+    check_resume_compatible,
+    check_run_dir_reuse,
+    latest_checkpoint,
+    slurm_requeue_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +46,10 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str | Path) -> str | No
     """`last` means this run folder's checkpoints/last.ckpt; a path must exist before any work."""
     if not ckpt_path:
         return None
-    path = Path(output_dir) / "checkpoints" / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if ckpt_path == "last":  # last.ckpt, or a newer SLURM hpc_ckpt_<n>.ckpt from a requeue signal
+        path = latest_checkpoint(output_dir) or Path(output_dir) / "checkpoints" / "last.ckpt"
+    else:
+        path = Path(ckpt_path)
     if not path.is_file():
         hint = (
             "ckpt_path=last resumes from <run dir>/checkpoints/last.ckpt, so pass the run folder "
@@ -72,11 +85,69 @@ def close_loggers(loggers: list[Any]) -> None:
         pass
 
 
+def check_model_config(cfg: DictConfig) -> None:
+    """Model-level checks that need no network: e.g. a loss weight for a term the model lacks."""
+    model_class = hydra.utils.get_class(cfg.model._target_)
+    if hasattr(model_class, "check_loss_config") and cfg.get("loss") is not None:
+        from ganstyle.models.base import complete_loss_config
+
+        model_class.check_loss_config(complete_loss_config(OmegaConf.to_container(cfg.loss, resolve=True)))
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """The one-paragraph message of an error the user can fix (bad config, data, checkpoint, disk,
+    diverged run), also when Hydra's instantiate wrapped it; None for anything else (a bug: keep the
+    traceback)."""
+    from ganstyle.callbacks.nan_guard import NonFiniteLossError
+    from ganstyle.checkpointing import CheckpointWriteError, NonFiniteCheckpointError
+    from ganstyle.data.images import DatasetError
+    from ganstyle.weights import WeightsFileError, WeightsNotFoundError
+
+    explained = (
+        ConfigError,
+        DatasetError,
+        WeightsNotFoundError,
+        WeightsFileError,
+        NonFiniteLossError,
+        NonFiniteCheckpointError,
+        CheckpointWriteError,
+    )
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, explained):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def resolve_monitor(cfg: DictConfig, model: Any) -> None:
+    """`monitor.metric: auto` becomes the model's choice: FID when it runs, else ground truth."""
+    if cfg.get("monitor") is None or cfg.monitor.get("metric") != "auto":
+        return
+    metric, mode = model.default_monitor()
+    with open_dict(cfg):
+        cfg.monitor.metric, cfg.monitor.mode = metric, mode
+    log.info("monitoring %s (%s)", metric, mode)
+
+
+def tag_random_weights(cfg: DictConfig) -> None:
+    """Mark runs whose losses or FID use random (opt-in) weights: their numbers compare to nothing."""
+    loss_random = (cfg.get("loss") or {}).get("feature_net", {}).get("weights") == "random"
+    fid_random = (cfg.get("metrics") or {}).get("weights") == "random"
+    if (loss_random or fid_random) and "random-weights-not-comparable" not in (cfg.get("tags") or []):
+        with open_dict(cfg):
+            cfg.tags = [*(cfg.get("tags") or []), "random-weights-not-comparable"]
+
+
 def train(cfg: DictConfig) -> float | None:
     """Train the configured model; return the monitored metric's final value (for sweepers)."""
     validate_config(cfg)
+    check_model_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
+    if ckpt_path is None and (ckpt_path := slurm_requeue_checkpoint(output_dir)):
+        log.info("SLURM job %s resumes from %s", os.environ.get("SLURM_JOB_ID"), ckpt_path)
+    check_run_dir_reuse(output_dir, ckpt_path)  # never overwrite an earlier run's outputs
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
 
@@ -84,15 +155,30 @@ def train(cfg: DictConfig) -> float | None:
     # Networks, optimisers and schedulers stay plain configs here: the model builds them and saves
     # the configs (not the built objects) as hyperparameters.
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    if cfg.get("performance") is not None:  # channels_last / torch.compile, applied in GANModule.setup
+        model.set_performance_options(**cfg.performance)
+    if ckpt_path:  # another model or config in the checkpoint: name the differences before fitting
+        check_resume_compatible(ckpt_path, model, cfg.get("resume_allow_changed") or ())
+    if hasattr(model, "configure_validation_metrics"):  # FID/KID: a missing required file fails here
+        model.configure_validation_metrics(
+            OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else None
+        )
+        resolve_monitor(cfg, model)
+    tag_random_weights(cfg)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: pl.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all"
-    )
+    # Plugin factories return None when they do not apply (e.g. the SLURM environment off SLURM).
+    plugins = [plugin for plugin in instantiate_group(cfg.get("plugins")) if plugin is not None]
+    # Under -m, DDP that re-runs the command line becomes ddp_spawn (see ganstyle.distributed).
+    trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins or None)
     try:
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         return monitored_value(trainer, cfg.get("monitor", {}).get("metric"))
+    except SIGTERMException as stop:
+        # Lightning stops cleanly on SIGTERM and CheckpointOnInterrupt has saved last.ckpt; exit 143
+        # (not Lightning's 0) so schedulers and `&&` chains see that training did not finish.
+        raise SystemExit(EXIT_CODE_SIGTERM) from stop
     finally:
         close_loggers(loggers)

@@ -6,13 +6,18 @@ A model subclass declares
 - ``visual_rows``: rows of image names that ``compute_visuals`` returns, for grids and reports,
 and implements ``compute_visuals(batch)`` plus its training and validation steps.
 
+Models that can be applied to new images also implement ``inference_generator(direction=None)``
+(and list their directions in ``inference_directions``): ``ganstyle.load``, ``ganstyle stylize``
+and ``ganstyle export`` use it. A subclass overriding ``on_save_checkpoint`` calls ``super()`` so
+the checkpoint keeps the model's class path.
+
 Hyperparameters are plain data (network configs with ``_target_``, not built networks), so
 ``Model.load_from_checkpoint(path)`` restores a model without the Hydra run that made it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import hydra
@@ -22,6 +27,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from ganstyle.config import ConfigError, LossConfig, validate_loss_config
+from ganstyle.distributed import find_unused_parameters_for_gans
+from ganstyle.models.validation_metrics import ValidationMetricsMixin
+from ganstyle.performance import prepare_networks
+from ganstyle.resuming import restore_rng_states, rng_states
 
 # Loss weights every model understands trivially: gp_weight only matters with gan_mode=wgangp.
 _ALWAYS_ALLOWED = ("gan_weight", "gp_weight")
@@ -45,7 +54,7 @@ def complete_loss_config(loss: dict[str, Any] | None) -> dict[str, Any]:
     return OmegaConf.to_container(merged, resolve=True)
 
 
-class GANModule(pl.LightningModule):
+class GANModule(ValidationMetricsMixin, pl.LightningModule):
     """Base class: manual optimisation, plain-data hyperparameters, per-epoch LR schedules."""
 
     loss_terms: tuple[str, ...] = ()
@@ -55,6 +64,10 @@ class GANModule(pl.LightningModule):
         super().__init__()
         # Two optimisers (generators, discriminators) stepped in the order the paper gives.
         self.automatic_optimization = False
+        # Optimiser steps skipped for a NaN/inf loss (see finite_or_skip); saved in checkpoints.
+        self.skipped_steps = 0
+        # {optimizer name: {term: value}} of the non-finite terms of the latest skipped steps.
+        self.last_nonfinite: dict[str, dict[str, float]] = {}
 
     # --- configuration checks -------------------------------------------------------------------
     @classmethod
@@ -97,7 +110,73 @@ class GANModule(pl.LightningModule):
         optimizers = self.optimizers()
         return list(optimizers) if isinstance(optimizers, list) else [optimizers]
 
+    def finite_or_skip(self, terms: Mapping[str, torch.Tensor], optimizer_name: str) -> bool:
+        """True when every loss term is finite; else the caller skips this backward and step.
+
+        Call it between computing the loss terms and ``manual_backward``. A skipped step leaves the
+        weights and optimiser moments as they were: one NaN step would otherwise write NaN into every
+        weight it touches and the run could never recover. Skips are counted in ``skipped_steps``;
+        the NanGuard callback logs them and stops the run after a streak. Under DDP all ranks skip
+        together (a rank skipping backward alone would hang the gradient all-reduce).
+        """
+        finite = bool(torch.isfinite(torch.stack([t.detach().float().sum() for t in terms.values()])).all())
+        if self._trainer is not None and self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
+            return True
+        self.skipped_steps += 1
+        bad = {
+            name: float(value.detach().float().sum())
+            for name, value in terms.items()
+            if not bool(torch.isfinite(value.detach()).all())
+        }
+        self.last_nonfinite[optimizer_name] = bad or {"(a term on another rank)": float("nan")}
+        return False
+
     # --- Lightning hooks shared by all models ---------------------------------------------------
+    # Speed switches from the `performance` config (ganstyle.performance); train() sets them.
+    channels_last: bool = False
+    compile_networks: bool = False
+
+    def set_performance_options(self, channels_last: bool = False, compile: bool = False) -> None:
+        self.channels_last, self.compile_networks = bool(channels_last), bool(compile)
+
+    def setup(self, stage: str) -> None:
+        """Runs on every rank before Lightning moves the model to its device and wraps it in DDP.
+
+        DDP must look for unused parameters (each GAN optimiser's backward leaves the other networks
+        without gradients; see ganstyle.distributed), then the speed switches convert the networks.
+        A subclass overriding setup calls ``super().setup(stage)``.
+        """
+        if self._trainer is not None:
+            find_unused_parameters_for_gans(self.trainer.strategy)
+        prepare_networks(self, channels_last=self.channels_last, compile=self.compile_networks)
+
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        """Lightning's ``log``; values logged per epoch are averaged over DDP processes by default.
+
+        Each process validates its own shard, so without ``sync_dist`` the epoch value would be rank
+        0's shard alone (and checkpoints would pick the "best" epoch from it). Per-step training values
+        stay per process: syncing them would add a collective per value per step. torchmetrics objects
+        synchronise themselves either way; an explicit ``sync_dist=`` is respected.
+        """
+        kwargs.setdefault("sync_dist", self._logs_per_epoch(kwargs.get("on_epoch")))
+        super().log(name, value, *args, **kwargs)
+
+    def log_dict(self, dictionary: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("sync_dist", self._logs_per_epoch(kwargs.get("on_epoch")))
+        super().log_dict(dictionary, *args, **kwargs)
+
+    def _logs_per_epoch(self, on_epoch: bool | None) -> bool:
+        if on_epoch is not None:
+            return on_epoch
+        from lightning.pytorch.trainer.connectors.logger_connector.fx_validator import _FxValidator
+
+        try:  # Lightning's own default for the hook being run: on_epoch in validation, not in training_step
+            return _FxValidator.get_default_logging_levels(self._current_fx_name, None, None)[1]
+        except (KeyError, TypeError, AssertionError):
+            return False
+
     def on_train_epoch_start(self) -> None:
         for name, optimizer in zip(self.optimizer_names(), self.optimizer_list()):
             self.log(f"train/lr_{name}", optimizer.param_groups[0]["lr"], on_step=False, on_epoch=True)
@@ -113,3 +192,34 @@ class GANModule(pl.LightningModule):
     @torch.no_grad()
     def compute_visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    # --- inference (ganstyle.inference: stylize, export) ----------------------------------------
+    # Directions inference_generator accepts, the first being the default; empty for models with
+    # one generator (its direction was fixed at training time).
+    inference_directions: tuple[str, ...] = ()
+
+    def inference_generator(self, direction: str | None = None) -> nn.Module:
+        """The network that stylises new images: ``(N, 3, H, W)`` in [-1, 1] to the same in [-1, 1].
+
+        Its ``size_multiple`` attribute (1 when absent) says what H and W must be multiples of;
+        ``ganstyle.inference`` pads to it and crops back. Models with per-call conditioning (AdaIN's
+        style images) take it as keyword arguments: ``style_images`` (a list of ``(1, 3, H, W)``
+        tensors in [-1, 1]) and ``alpha`` (a float in [0, 1]).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement inference_generator(direction), so it cannot be "
+            "applied to new images; add the method (see ganstyle.models.base.GANModule)."
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The class path lets ganstyle.load rebuild the model from the checkpoint file alone.
+        checkpoint["ganstyle_model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        # Random states make a resumed run draw what an uninterrupted one would (pool swaps, dropout).
+        checkpoint["ganstyle_training_state"] = {"skipped_steps": self.skipped_steps, "rng": rng_states()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("ganstyle_training_state") or {}
+        self.skipped_steps = int(state.get("skipped_steps", 0))
+        # Only when a trainer resumes: load_from_checkpoint for inference must not reseed the caller.
+        if self._trainer is not None and "rng" in state:
+            restore_rng_states(state["rng"])

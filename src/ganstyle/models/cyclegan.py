@@ -19,6 +19,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from ganstyle.config import to_plain
 from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
+from ganstyle.losses.perceptual import build_perceptual_criterion
 from ganstyle.losses.reconstruction import ReconstructionLoss
 from ganstyle.models.base import GANModule, build, complete_loss_config
 from ganstyle.utils.image_pool import ImagePool
@@ -30,8 +31,20 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
 
 
 class CycleGAN(GANModule):
-    loss_terms = ("gan_weight", "cycle_weight", "identity_weight")
+    # content/style/TV (loss.content_weight, ...) are optional perceptual terms on a frozen VGG:
+    # style compares G_AB(A) with real B images (and G_BA(B) with real A), content G_AB(A) with A.
+    loss_terms = (
+        "gan_weight",
+        "cycle_weight",
+        "identity_weight",
+        "content_weight",
+        "style_weight",
+        "tv_weight",
+    )
+    distribution_domains = ("B", "A")  # val/fid_B scores G_AB(A) against real B; val/fid_A the reverse
+    ground_truth_monitor = ("val/psnr_B", "max")  # with ground truth (the embedded dataset's testA2B)
     visual_rows = (("real_A", "fake_B", "rec_A"), ("real_B", "fake_A", "rec_B"))
+    inference_directions = ("AtoB", "BtoA")  # G_AB, G_BA; see inference_generator
 
     def __init__(
         self,
@@ -56,6 +69,8 @@ class CycleGAN(GANModule):
 
         self.adversarial = AdversarialLoss(loss["gan_mode"])
         self.reconstruction = ReconstructionLoss(loss["reconstruction"])
+        # None unless a content/style/TV weight is non-zero: a zero weight builds no VGG at all.
+        self.perceptual = build_perceptual_criterion(loss)
         # Pools live outside the module tree (they hold tensors, not parameters); their contents are
         # saved in checkpoints by on_save_checkpoint so a resumed run sees the same history.
         self.pool_A = ImagePool(pool_size)
@@ -71,6 +86,13 @@ class CycleGAN(GANModule):
         if direction not in ("AtoB", "BtoA"):
             raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}.")
         return (self.G_AB if direction == "AtoB" else self.G_BA)(images)
+
+    def inference_generator(self, direction: str | None = None) -> torch.nn.Module:
+        """G_AB for "AtoB" (the default), G_BA for "BtoA"; see GANModule.inference_generator."""
+        direction = direction or "AtoB"
+        if direction not in self.inference_directions:
+            raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}.")
+        return self.G_AB if direction == "AtoB" else self.G_BA
 
     # --- training ------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -90,6 +112,13 @@ class CycleGAN(GANModule):
                 "loss_cycle_A": loss["cycle_weight"] * self.reconstruction(rec_A, real_A),
                 "loss_cycle_B": loss["cycle_weight"] * self.reconstruction(rec_B, real_B),
             }
+            if self.perceptual is not None:
+                # Each generator's output should carry its target domain's style (Grams of the real
+                # images of that domain in this batch) and keep its input's content.
+                for name, value in self.perceptual(fake_B, content=real_A, style=real_B).items():
+                    terms[f"loss_{name}_AB"] = value
+                for name, value in self.perceptual(fake_A, content=real_B, style=real_A).items():
+                    terms[f"loss_{name}_BA"] = value
             if loss["identity_weight"] > 0:
                 # A generator fed an image already in its target domain should leave it unchanged;
                 # weighted identity_weight * cycle_weight as in the reference (0.5 * 10).
@@ -97,17 +126,19 @@ class CycleGAN(GANModule):
                 terms["loss_idt_A"] = identity_weight * self.reconstruction(self.G_BA(real_A), real_A)
                 terms["loss_idt_B"] = identity_weight * self.reconstruction(self.G_AB(real_B), real_B)
             loss_G = sum(terms.values())
-            opt_G.zero_grad(set_to_none=True)
-            self.manual_backward(loss_G)
-            opt_G.step()
+            if self.finite_or_skip(terms, "generator"):  # a NaN/inf term: no update, counted
+                opt_G.zero_grad(set_to_none=True)
+                self.manual_backward(loss_G)
+                opt_G.step()
 
         # 2. Discriminators: real vs. fakes drawn from the history pools.
         with self.toggled_optimizer(opt_D):
             loss_D_A = self.discriminator_loss(self.D_A, real_A, self.pool_A.query(fake_A))
             loss_D_B = self.discriminator_loss(self.D_B, real_B, self.pool_B.query(fake_B))
-            opt_D.zero_grad(set_to_none=True)
-            self.manual_backward(loss_D_A + loss_D_B)
-            opt_D.step()
+            if self.finite_or_skip({"loss_D_A": loss_D_A, "loss_D_B": loss_D_B}, "discriminator"):
+                opt_D.zero_grad(set_to_none=True)
+                self.manual_backward(loss_D_A + loss_D_B)
+                opt_D.step()
 
         logged = {f"train/{name}": value.detach() for name, value in terms.items()}
         logged.update(
@@ -160,6 +191,9 @@ class CycleGAN(GANModule):
             self.log("val/ssim_B", self.val_ssim_B, batch_size=size)
             self.log("val/psnr_B_identity", self.val_psnr_B_identity, batch_size=size)
 
+    def distribution_samples(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        return {"B": (batch["B"], self.G_AB(batch["A"])), "A": (batch["A"], self.G_BA(batch["B"]))}
+
     # --- visuals and checkpoints ---------------------------------------------------------------
     @torch.no_grad()
     def compute_visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -176,9 +210,11 @@ class CycleGAN(GANModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["image_pools"] = {"A": self.pool_A.state_dict(), "B": self.pool_B.state_dict()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         pools = checkpoint.get("image_pools")
         if pools:
             self.pool_A.load_state_dict(pools["A"])

@@ -4,6 +4,8 @@ CycleGAN updates its discriminators on a mix of the newest fakes and fakes from 
 damps oscillation. Behaviour matches the reference ``ImagePool``: until the pool holds ``pool_size``
 images every fake is stored and returned; after that each fake is, with probability 0.5, swapped
 with a random stored one (the stored one is returned, the new one kept), else returned as is.
+Fakes holding NaN or inf are returned but never stored: a step the model skips for a non-finite
+loss must not leave a NaN image in the history, where it would spoil later discriminator steps.
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ class ImagePool:
         if self.pool_size == 0:
             return images
         returned = []
-        for image in images:
+        finite = torch.isfinite(images.flatten(1)).all(dim=1).tolist()  # one device sync per batch
+        for image, storable in zip(images, finite):
             image = image.unsqueeze(0)
-            if len(self.images) < self.pool_size:
+            if not storable:
+                returned.append(image)
+            elif len(self.images) < self.pool_size:
                 self.images.append(image.clone())
                 returned.append(image)
             elif self._rand() > 0.5:

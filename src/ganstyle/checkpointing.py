@@ -1,0 +1,224 @@
+"""Checkpoints that survive crashes, full disks and diverged training.
+
+- :class:`AtomicCheckpointIO` (the trainer's ``plugins.checkpoint_io``) writes every checkpoint to a
+  temporary file in the destination folder, fsyncs it and renames it over the old one with
+  ``os.replace``. A process killed at any moment (SIGKILL, power loss after the rename) leaves either
+  the previous checkpoint or the new one, never a truncated file. It refuses to write weights holding
+  NaN or inf, and a failed write (``ENOSPC``) raises :class:`CheckpointWriteError` with the previous
+  file untouched.
+- :class:`LastAndBestCheckpoint` is Lightning's ModelCheckpoint with ``last.ckpt`` written at every
+  save point, not only when the monitored metric improved.
+- :func:`slurm_environment` enables Lightning's SLURM requeue when running under SLURM.
+
+Resuming (which checkpoint, whether it fits the configured model) lives in ``ganstyle.resuming``.
+"""
+
+from __future__ import annotations
+
+import errno
+import glob
+import os
+import signal
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from ganstyle.config import ConfigError
+
+MAX_LISTED = 10  # names listed in one message; the rest are counted
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (full disk, no permission); the previous file is unchanged."""
+
+
+class NonFiniteCheckpointError(RuntimeError):
+    """A checkpoint was not written because the weights hold NaN or inf."""
+
+
+# --- writing -------------------------------------------------------------------------------------
+def non_finite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
+    """Names of floating-point tensors in ``state_dict`` that hold a NaN or an inf."""
+    return [
+        name
+        for name, value in state_dict.items()
+        if isinstance(value, torch.Tensor)
+        and value.is_floating_point()
+        and not bool(torch.isfinite(value).all())
+    ]
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` that replaces ``path`` all at once or not at all.
+
+    The temporary file lives in the destination folder because ``os.replace`` is atomic only within
+    one filesystem (a temp file in /tmp would turn the rename into a copy). The data is fsynced before
+    the rename and the folder after it, so the new name never points at unwritten blocks.
+    """
+    path = Path(path)
+    temp: Path | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        temp = Path(temp_name)
+        with os.fdopen(handle, "wb") as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+        temp = None
+        _fsync_folder(path.parent)
+        # Temp files of writes a SIGKILL cut short: nothing else writes this name, so they are stale.
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
+    except (OSError, RuntimeError) as error:
+        os_error = error if isinstance(error, OSError) else _os_error_behind(error)
+        if os_error is None:  # a RuntimeError unrelated to the file (e.g. an unpicklable object)
+            raise
+        raise CheckpointWriteError(_write_error_message(path, os_error)) from error
+    finally:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # some filesystems do not open folders; the rename itself has happened
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    """torch.save reports a failed write as a RuntimeError whose context is the OSError."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _write_error_message(path: Path, error: OSError) -> str:
+    previous = (
+        f"The previous {path.name} is unchanged and still loads"
+        if path.is_file()
+        else f"No earlier {path.name} existed"
+    )
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        cause = "the disk (or your quota) is full"
+        fix = (
+            "Free space there, or move the outputs with `hydra.run.dir=<folder on a larger disk>` "
+            "(and keep fewer checkpoints with `callbacks.model_checkpoint.save_top_k=0`)"
+        )
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        cause = "the folder is not writable"
+        fix = "Make it writable or point `hydra.run.dir` at a writable folder"
+    else:
+        cause = error.strerror or str(error)
+        fix = "Check the folder and the filesystem"
+    return (
+        f"Could not write the checkpoint {path}: {cause} ({error}). {previous}. {fix}, then continue "
+        f"with `ckpt_path=last` and the same `hydra.run.dir`."
+    )
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch checkpoint IO with atomic local writes and a refusal to save NaN weights.
+
+    Every checkpoint the trainer writes goes through it: ModelCheckpoint's ``last.ckpt`` and top-k
+    files, the SIGTERM/SIGINT checkpoint and Lightning's SLURM ``hpc_ckpt_*.ckpt``. Remote paths
+    (``s3://...``) fall back to Lightning's own fsspec transaction.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or "://" in str(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        bad = non_finite_tensors(checkpoint.get("state_dict", {}))
+        if bad:
+            path = Path(path)
+            kept = f"the previous {path.name} is kept" if path.is_file() else f"no {path.name} is written"
+            raise NonFiniteCheckpointError(
+                f"Refusing to write the checkpoint {path}: {len(bad)} weight tensors hold NaN or inf "
+                f"({listed(bad)}); {kept}. Training diverged although every loss was finite (NaN "
+                "gradients from a finite loss, or an overflow in the optimiser): lower model.optimizer.lr, "
+                "use trainer.precision=32-true, or set trainer.gradient_clip_val if the model clips, then "
+                "resume from the last good checkpoint."
+            )
+        atomic_torch_save(checkpoint, path)
+
+
+class LastAndBestCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, except that ``last.ckpt`` is written at every save point.
+
+    Lightning 2.6 writes ``last.ckpt`` only when a top-k checkpoint was written at the same step, i.e.
+    when the monitored metric improved (or at the end of training). A run whose metric plateaued and
+    then crashed would resume from its best epoch and silently lose the epochs since. Here, whenever
+    an epoch (or ``every_n_train_steps``) save point passes without any file written, ``last.ckpt``
+    is written anyway; top-k selection is unchanged.
+    """
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        super().on_train_batch_end(trainer, pl_module, *args)
+        every = self._every_n_train_steps
+        if every >= 1 and trainer.global_step % every == 0:
+            self._save_last_if_nothing_was_saved(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer) and self._epoch_save_due(trainer):
+            self._save_last_if_nothing_was_saved(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer) and self._epoch_save_due(trainer):
+            self._save_last_if_nothing_was_saved(trainer)
+
+    def _epoch_save_due(self, trainer: pl.Trainer) -> bool:
+        return self._every_n_epochs >= 1 and (trainer.current_epoch + 1) % self._every_n_epochs == 0
+
+    def _save_last_if_nothing_was_saved(self, trainer: pl.Trainer) -> None:
+        # _should_skip_saving_checkpoint is also true when a file was already written at this step.
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def slurm_environment(auto_requeue: bool = True, requeue_signal: str = "SIGUSR1") -> Any | None:
+    """Lightning's SLURMEnvironment under SLURM (``srun``/``sbatch`` with tasks), else None (skipped).
+
+    With ``auto_requeue`` Lightning saves ``<run dir>/hpc_ckpt_<n>.ckpt`` on ``requeue_signal`` (ask
+    SLURM for it ahead of the time limit: ``#SBATCH --signal=SIGUSR1@90``) and requeues the job;
+    the requeued job resumes from it (see :func:`slurm_requeue_checkpoint`). Set it false when the
+    cluster's own tooling requeues jobs.
+    """
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if not SLURMEnvironment.detect():
+        return None
+    try:
+        signum = signal.Signals[requeue_signal]
+    except KeyError as error:
+        raise ConfigError(
+            f"plugins.slurm.requeue_signal={requeue_signal!r} is not a signal name; use e.g. SIGUSR1."
+        ) from error
+    return SLURMEnvironment(auto_requeue=auto_requeue, requeue_signal=signum)
+
+
+def listed(items: Sequence[str], separator: str = ", ") -> str:
+    """The first MAX_LISTED items joined, and how many more there are."""
+    shown = separator.join(items[:MAX_LISTED])
+    return shown + (f"{separator}and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")

@@ -1,0 +1,162 @@
+"""Running on several processes: DDP set up for GANs, a Trainer that is safe under Hydra's multirun,
+and the SLURM task counts the submitit launcher asks for.
+
+Three facts shape this module:
+
+- A GAN step trains one set of networks while another set only takes part in the forward pass (the
+  discriminators during the generator step, with ``requires_grad`` off under ``toggled_optimizer``).
+  DistributedDataParallel then waits for gradients that never come unless it looks for unused
+  parameters, so every DDP run of a :class:`~ganstyle.models.base.GANModule` switches that on
+  (:func:`find_unused_parameters_for_gans`): ``trainer.strategy=ddp`` just works.
+- Lightning's ``ddp`` starts the other ranks by running the script again with the same command line.
+  Under ``python train.py -m ...`` that command line is the whole sweep, so each extra rank would run
+  every job of the sweep. :func:`build_trainer` sees that case and uses ``ddp_spawn`` (processes
+  started from inside the job) for that job instead, with a warning.
+- ``data.batch_size`` is per process: the batch of one optimiser step is batch_size x devices x nodes.
+  :func:`build_trainer` logs that product so nobody has to remember it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import hydra
+import lightning.pytorch as pl
+from omegaconf import DictConfig, OmegaConf
+
+from ganstyle.config import ConfigError
+from ganstyle.sweeps import is_multirun
+
+log = logging.getLogger(__name__)
+
+# Environment variables launchers set to a process's global rank, most specific first (the order
+# Lightning's own rank detection uses).
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def process_rank() -> int:
+    """This process's global rank from the launcher's environment (0 outside distributed runs).
+
+    Read from the environment rather than torch.distributed because it is also needed before the
+    process group exists and after it was torn down (e.g. when a failed job writes its report).
+    """
+    for name in _RANK_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None and value.lstrip("-").isdigit():
+            return int(value)
+    return 0
+
+
+def find_unused_parameters_for_gans(strategy: Any) -> None:
+    """Make a DDP strategy tolerate parameters that a backward pass leaves without gradients.
+
+    Called from ``GANModule.setup``, which Lightning runs before it wraps the module in
+    DistributedDataParallel. Without this the discriminator step fails with "parameters that were not
+    used in producing the loss" (the generators are not in the discriminator loss's graph), and the
+    generators would step on their own rank's gradients. With it, DDP marks the untouched network's
+    parameters ready at once and averages the trained network's gradients before ``optimizer.step``.
+    The cost is one walk over the autograd graph per backward pass.
+    """
+    from lightning.pytorch.strategies import DDPStrategy
+
+    if not isinstance(strategy, DDPStrategy):
+        return
+    ddp_kwargs = getattr(strategy, "_ddp_kwargs", None)
+    if not isinstance(ddp_kwargs, dict):
+        raise ConfigError(
+            "This Lightning version's DDPStrategy keeps its DistributedDataParallel arguments elsewhere, so "
+            "ganstyle cannot switch on find_unused_parameters, which GAN training under DDP needs (each "
+            "optimiser's backward pass leaves the other networks without gradients). Pass it explicitly: "
+            "`trainer.strategy=ddp_find_unused_parameters_true` (or ddp_spawn_find_unused_parameters_true)."
+        )
+    if not ddp_kwargs.get("find_unused_parameters"):
+        ddp_kwargs["find_unused_parameters"] = True
+        log.info("DDP: find_unused_parameters=True (each GAN optimiser step leaves other networks unused)")
+
+
+def relaunches_script(trainer: pl.Trainer) -> bool:
+    """True when this trainer would start its other ranks by re-running ``sys.argv`` (Lightning's ddp).
+
+    A cluster that starts every rank itself (SLURM's srun, torchrun) re-runs nothing, so it is safe.
+    """
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    strategy = trainer.strategy
+    if not isinstance(getattr(strategy, "launcher", None), _SubprocessScriptLauncher):
+        return False
+    return not strategy.cluster_environment.creates_processes_externally
+
+
+def build_trainer(cfg: DictConfig, **trainer_objects: Any) -> pl.Trainer:
+    """Instantiate ``cfg.trainer`` with ``trainer_objects`` (callbacks, logger, plugins); inside a local
+    multirun, replace script-relaunching DDP by ddp_spawn.
+
+    The replacement is written back to ``cfg.trainer.strategy`` so the config logged to W&B and
+    TensorBoard says what actually ran.
+    """
+    trainer = _instantiate_trainer(cfg, trainer_objects)
+    if is_multirun() and relaunches_script(trainer):
+        log.warning(
+            "trainer.strategy=%s starts extra ranks by re-running the command line, which under `-m` is the "
+            "whole sweep: every extra rank would run every job. This job uses ddp_spawn instead (ranks "
+            "started from inside the job). To keep `ddp`, run one process group per job through a cluster "
+            "launcher (hydra/launcher=slurm) or run the points one by one without -m.",
+            cfg.trainer.strategy,
+        )
+        cfg.trainer.strategy = "ddp_spawn"
+        trainer = _instantiate_trainer(cfg, trainer_objects)
+    if trainer.world_size > 1:
+        batch_size = OmegaConf.select(cfg, "data.batch_size")
+        total = f"{batch_size * trainer.world_size}" if isinstance(batch_size, int) else "?"
+        log.info(
+            "%d processes (num_nodes=%d x devices=%d); data.batch_size=%s per process, %s images per "
+            "optimiser step; image pools (where a model has them) are per process",
+            trainer.world_size,
+            trainer.num_nodes,
+            trainer.num_devices,
+            batch_size,
+            total,
+        )
+    return trainer
+
+
+def _instantiate_trainer(cfg: DictConfig, trainer_objects: dict[str, Any]) -> pl.Trainer:
+    return hydra.utils.instantiate(cfg.trainer, **trainer_objects, _convert_="all")
+
+
+# --- SLURM task counts for hydra/launcher=slurm -------------------------------------------------------
+def slurm_tasks_per_node(devices: Any) -> int:
+    """One SLURM task per device: Lightning's SLURMEnvironment maps each task to one rank."""
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > 0:
+        return devices
+    if isinstance(devices, str) and devices.isdigit() and int(devices) > 0:
+        return int(devices)
+    if isinstance(devices, list | tuple) or OmegaConf.is_list(devices):
+        return len(devices)
+    raise ConfigError(
+        f"hydra/launcher=slurm needs trainer.devices to be the number of devices per node (e.g. "
+        f"trainer.devices=4), but it is {devices!r}. SLURM must be told how many tasks to start on each "
+        f"node before the job runs, so -1 or auto (all devices of a node) cannot be resolved at submission."
+    )
+
+
+def slurm_gpus_per_node(accelerator: str, devices: Any) -> int:
+    """GPUs to request per node: one per task on GPU accelerators, none for CPU runs."""
+    if str(accelerator) == "cpu":
+        return 0
+    return slurm_tasks_per_node(devices)
+
+
+def register_resolvers() -> None:
+    """Resolvers used by conf/hydra/launcher/slurm.yaml (registered once, on import)."""
+    for name, function in (
+        ("ganstyle.slurm_tasks_per_node", slurm_tasks_per_node),
+        ("ganstyle.slurm_gpus_per_node", slurm_gpus_per_node),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, function)
+
+
+register_resolvers()

@@ -1,0 +1,310 @@
+"""Fast neural style transfer (Johnson et al. 2016, "Perceptual Losses for Real-Time Style Transfer and
+Super-Resolution"), with an optional adversarial critic: the GAN-based style transfer of the project's name.
+
+A feed-forward ``TransformerNet`` G is trained on a folder of content photos against one (or a weighted
+few) style images. Per batch of content images x, with VGG16 features phi_l of ImageNet-normalised images:
+
+    L_G = content_weight * L_content(phi_relu2_2(G(x)), phi_relu2_2(x))
+        + style_weight   * sum_k w_k * L_style(G(x), style_k)       (Grams at relu1_2, relu2_2, relu3_3, relu4_3)
+        + tv_weight      * L_tv(G(x))
+        + gan_weight     * L_adv(D(G(x)), real)                      (only when gan_weight > 0)
+
+L_content, L_style and L_tv are :mod:`ganstyle.losses.perceptual`'s (Gram / (C*H*W), MSE per layer, mean
+over layers); w_k are the style images' normalised weights (``data.style_weights``). Style Grams come from
+the *whole* style images (``data.style_load_size`` on the shorter side), computed once, as in pytorch/examples.
+
+Weights on our scale. ``content_weight=1e5`` and ``style_weight=4e10`` are exactly pytorch/examples'
+defaults (1e5 content, 1e10 style with [0, 255] images): its ``normalize_batch`` divides by 255 before the
+same ImageNet normalisation and it also divides Grams by C*H*W, so features, Grams and per-layer MSEs are
+identical to ours; it *sums* the 4 style layers where we average them, hence 1e10 * 4 = 4e10.
+
+The critic. With ``gan_weight > 0`` a PatchGAN D (``NLayerDiscriminator``) learns to tell stylised outputs
+from random crops of the style image(s) at the same size (``batch["style"]``), and G is rewarded for
+fooling it: the perceptual terms fix the content and the Gram statistics, the critic judges local texture.
+D's loss is halved and uses ``loss.gan_mode`` (LSGAN by default), as in CycleGAN. With ``gan_weight=0``
+(the paper) no critic is built and there is one optimiser, Adam lr 1e-3 as in pytorch/examples.
+
+    python train.py model=fast_style                                   # CPU quick start (critic on)
+    python train.py experiment=fast_style_coco data.content_root=/data/coco data.style=starry.jpg trainer=gpu
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganstyle.config import ConfigError, to_plain
+from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
+from ganstyle.losses.perceptual import PerceptualCriterion, StyleLoss, build_perceptual_criterion
+from ganstyle.models.base import GANModule, build, complete_loss_config
+
+MAX_STYLE_IMAGES = 32  # one network learns one style (or a blend of a few); many styles: model=adain
+
+
+class StyleTargets(nn.Module):
+    """The Gram matrices of K style images and their weights w_k (summing to 1), as buffers.
+
+    ``distance(style_loss, features) = sum_k w_k * L_style(features, Grams_k)``: the weighted style loss
+    against several style images. Buffers are not saved in checkpoints (they come from the data).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+        self.layers: list[str] = []
+
+    @torch.no_grad()
+    def set(
+        self, criterion: PerceptualCriterion, images: Sequence[torch.Tensor], weights: Sequence[float]
+    ) -> None:
+        """Compute the Grams of ``images`` (each (1, 3, h, w) in [-1, 1]) with the criterion's VGG."""
+        if criterion.style is None:
+            return
+        total = float(sum(weights))
+        for k, image in enumerate(images):
+            grams = criterion.style.grams(criterion.feature_net(image.to(self._device(criterion))))
+            for layer, gram in grams.items():
+                self.register_buffer(f"gram_{k}_{layer}", gram, persistent=False)
+            self.register_buffer(f"weight_{k}", torch.tensor(weights[k] / total), persistent=False)
+        self.count, self.layers = len(images), list(criterion.style.layers)
+
+    @staticmethod
+    def _device(criterion: PerceptualCriterion) -> torch.device:
+        return next(criterion.feature_net.parameters()).device
+
+    def distance(self, style_loss: StyleLoss, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        if not self.count:
+            raise RuntimeError("StyleTargets.set() must run before the style distance is computed.")
+        total = 0.0
+        for k in range(self.count):
+            grams = {layer: getattr(self, f"gram_{k}_{layer}") for layer in self.layers}
+            total = total + getattr(self, f"weight_{k}") * style_loss.forward_grams(features, grams)
+        return total
+
+
+def style_images_from(datamodule: Any, owner: str) -> tuple[list[torch.Tensor], list[float]]:
+    """Whole style images (1, 3, h, w) and their weights from a content/style or single-image data module."""
+    if hasattr(datamodule, "style_images"):  # SingleImageStyleDataModule
+        return list(datamodule.style_images()), list(datamodule.style_weights)
+    if hasattr(datamodule, "style_image") and hasattr(datamodule, "style_image_weights"):
+        count = len(datamodule.style_paths)
+        if count > MAX_STYLE_IMAGES:
+            raise ConfigError(
+                f"{owner} learns one network for one style (or a weighted blend of a few), but data.style "
+                f"gives {count} style images (at most {MAX_STYLE_IMAGES}). For arbitrary styles use "
+                "model=adain; otherwise point data.style at the one or few images to learn."
+            )
+        return [datamodule.style_image(k) for k in range(count)], list(datamodule.style_image_weights)
+    raise ConfigError(
+        f"{owner} needs style images from its data module, but {type(datamodule).__name__} has none. Use a "
+        "content/style data module, e.g. `data=content_style data.content_root=... data.style=...`."
+    )
+
+
+def pad_to_multiple(images: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflection-pad H and W up to multiples of ``multiple``; returns the padded images and (H, W)."""
+    height, width = images.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h or pad_w:
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        images = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
+    return images, (height, width)
+
+
+class ClampedOutput(nn.Module):
+    """A generator whose output is clamped to [-1, 1]; keeps its ``size_multiple`` for padding."""
+
+    def __init__(self, generator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+        self.size_multiple = int(getattr(generator, "size_multiple", 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.generator(images).clamp(-1.0, 1.0)
+
+
+class FastStyleTransfer(GANModule):
+    """TransformerNet trained with VGG16 perceptual losses and, when ``loss.gan_weight > 0``, a PatchGAN
+    critic on style crops; see the module docstring for the objective and the weights' scale."""
+
+    loss_terms = ("content_weight", "style_weight", "tv_weight", "gan_weight")
+    visual_rows = (("content", "stylized", "style"),)
+    # FID/KID of stylised validation images against style crops of the same size (val/fid_style),
+    # when the FID weights are present; see distribution_samples.
+    distribution_domains = ("style",)
+    # Without FID: the weighted perceptual objective on held-out data (monitor.metric=auto picks it).
+    ground_truth_monitor = ("val/loss_perceptual", "min")
+
+    def __init__(
+        self,
+        generator: dict[str, Any],
+        optimizer: dict[str, Any],
+        discriminator: dict[str, Any] | None = None,
+        discriminator_optimizer: dict[str, Any] | None = None,
+        scheduler: dict[str, Any] | None = None,
+        loss: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        generator, discriminator = to_plain(generator), to_plain(discriminator)
+        optimizer, discriminator_optimizer = to_plain(optimizer), to_plain(discriminator_optimizer)
+        scheduler = to_plain(scheduler)
+        loss = complete_loss_config(to_plain(loss))
+        self.check_loss_config(loss)
+        uses_critic = loss["gan_weight"] > 0
+        if uses_critic and (discriminator is None or discriminator_optimizer is None):
+            raise ConfigError(
+                f"loss.gan_weight={loss['gan_weight']} turns the adversarial critic on, but model.discriminator "
+                "or model.discriminator_optimizer is null. Give both (conf/model/fast_style.yaml has them), "
+                "or set loss.gan_weight=0 for the paper's perceptual-loss-only training."
+            )
+        self.save_hyperparameters()
+
+        self.generator = build(generator)
+        self.criterion = build_perceptual_criterion(loss)  # VGG16 (loss.feature_net), frozen
+        self.style_targets = StyleTargets()
+        self.discriminator = build(discriminator) if uses_critic else None
+        self.adversarial = AdversarialLoss(loss["gan_mode"]) if uses_critic else None
+
+    @classmethod
+    def check_loss_config(cls, loss: dict[str, Any]) -> None:
+        super().check_loss_config(loss)
+        if not (float(loss.get("style_weight") or 0) > 0 or float(loss.get("gan_weight") or 0) > 0):
+            raise ConfigError(
+                "FastStyleTransfer has nothing that teaches a style: loss.style_weight and loss.gan_weight are "
+                "both 0. Set loss.style_weight (the paper's Gram term, 4.0e10 on our scale) and/or "
+                "loss.gan_weight (the adversarial critic)."
+            )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Stylise content images in [-1, 1] (any size: padded to a multiple of 4 and cropped back).
+
+        Returns images clamped to [-1, 1]; the raw network output is unbounded (no Tanh, as in pytorch/examples).
+        """
+        padded, (height, width) = pad_to_multiple(images, self.generator.size_multiple)
+        return self.generator(padded)[..., :height, :width].clamp(-1.0, 1.0)
+
+    def inference_generator(self) -> nn.Module:
+        """The trained TransformerNet with its output clamped to [-1, 1] (see GANModule.inference_generator)."""
+        return ClampedOutput(self.generator)
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        # The style Grams come from the whole style images of the data module, once per fit (unless
+        # set_style_images() gave them and there is no data module, as in a plain training loop).
+        if stage != "fit" or self.criterion is None or self.criterion.style is None:
+            return
+        datamodule = self.trainer.datamodule
+        if datamodule is not None or not self.style_targets.count:
+            images, weights = style_images_from(datamodule, type(self).__name__)
+            self.style_targets.set(self.criterion, images, weights)
+
+    def set_style_images(
+        self, images: Sequence[torch.Tensor], weights: Sequence[float] | None = None
+    ) -> None:
+        """Set the style targets directly (each (1, 3, h, w) in [-1, 1]), e.g. to train without a data module."""
+        self.style_targets.set(self.criterion, images, weights or [1.0] * len(images))
+
+    # --- training ------------------------------------------------------------------------------
+    def perceptual_terms(self, stylized: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted content, style and TV terms; one VGG pass with gradient (stylized), one without."""
+        criterion, terms = self.criterion, {}
+        if criterion is None:
+            return terms
+        if criterion.content is not None or criterion.style is not None:
+            features = criterion.feature_net(stylized)
+            if criterion.content is not None:
+                with torch.no_grad():
+                    target = criterion.feature_net(content)
+                terms["content"] = criterion.content_weight * criterion.content(features, target)
+            if criterion.style is not None:
+                terms["style"] = criterion.style_weight * self.style_targets.distance(
+                    criterion.style, features
+                )
+        if criterion.tv is not None:
+            terms["tv"] = criterion.tv_weight * criterion.tv(stylized)
+        return terms
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss = self.hparams.loss
+        content = batch["content"]
+        optimizers = self.optimizer_list()
+        opt_G = optimizers[0]
+
+        # 1. Transformer: match content and style statistics (and fool the critic when there is one).
+        with self.toggled_optimizer(opt_G) if self.discriminator is not None else nullcontext():
+            stylized = self.generator(content)
+            terms = self.perceptual_terms(stylized, content)
+            if self.discriminator is not None:
+                terms["gan"] = loss["gan_weight"] * self.adversarial(
+                    self.discriminator(stylized), True, for_discriminator=False
+                )
+            loss_G = sum(terms.values())
+            if self.finite_or_skip(terms, "generator"):  # a NaN/inf term: no update, counted
+                opt_G.zero_grad(set_to_none=True)
+                self.manual_backward(loss_G)
+                opt_G.step()
+
+        logged = {f"train/loss_{name}": value.detach() for name, value in terms.items()}
+        logged["train/loss_G"] = loss_G.detach()
+        # 2. Critic: random crops of the style image(s) are real, stylised content photos are fake.
+        if self.discriminator is not None:
+            opt_D = optimizers[1]
+            with self.toggled_optimizer(opt_D):
+                loss_D = self.discriminator_loss(batch["style"], stylized.detach())
+                if self.finite_or_skip({"loss_D": loss_D}, "discriminator"):
+                    opt_D.zero_grad(set_to_none=True)
+                    self.manual_backward(loss_D)
+                    opt_D.step()
+            logged["train/loss_D"] = loss_D.detach()
+        self.log_dict(logged, batch_size=content.shape[0])
+        self.log("loss_G", loss_G.detach(), prog_bar=True, logger=False, batch_size=content.shape[0])
+
+    def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """(L(D(style crops), real) + L(D(stylised), fake)) / 2, plus the gradient penalty for wgangp."""
+        loss = 0.5 * (
+            self.adversarial(self.discriminator(real), True)
+            + self.adversarial(self.discriminator(fake), False)
+        )
+        if self.hparams.loss["gan_mode"] == "wgangp":
+            loss = loss + self.hparams.loss["gp_weight"] * gradient_penalty(self.discriminator, real, fake)
+        return loss
+
+    def make_optimizers(self):
+        optimizers = [self.build_optimizer(self.generator.parameters())]
+        if self.discriminator is not None:
+            optimizers.append(
+                build(self.hparams.discriminator_optimizer)(list(self.discriminator.parameters()))
+            )
+        return optimizers
+
+    # --- validation ----------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        content = batch["content"]
+        stylized = self.generator(content)
+        size, criterion = content.shape[0], self.criterion
+        terms = self.perceptual_terms(stylized, content)
+        if terms:
+            self.log("val/loss_perceptual", sum(terms.values()), batch_size=size, prog_bar=True)
+        if criterion is not None and criterion.content_weight:
+            self.log("val/content_distance", terms["content"] / criterion.content_weight, batch_size=size)
+        if criterion is not None and criterion.style_weight:
+            self.log("val/style_distance", terms["style"] / criterion.style_weight, batch_size=size)
+
+    def distribution_samples(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """For FID/KID against the style: ``{"style": (style crops, stylised content)}``, same size, [-1, 1]."""
+        return {"style": (batch["style"], self(batch["content"]))}
+
+    # --- visuals and outputs -------------------------------------------------------------------
+    @torch.no_grad()
+    def compute_visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        content = batch["content"].to(self.device)
+        return {"content": content, "stylized": self(content), "style": batch["style"].to(self.device)}
+
+    def test_translations(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, list[str]]]:
+        """Every test content image stylised, under ``translations/stylized/``."""
+        return {"stylized": (self(batch["content"]), batch["content_path"])}

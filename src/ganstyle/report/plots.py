@@ -1,0 +1,95 @@
+"""Metric curves as PNG bytes (matplotlib without pyplot: no display, no global figure state).
+
+One figure per group of metrics -- training losses, learning rates, validation metrics, the rest --
+with one small panel per metric, since their scales differ by orders of magnitude. Noisy
+per-batch curves get a moving average drawn over the raw values.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+from ganstyle.report.collect import Series
+
+PANEL_COLUMNS = 3
+SMOOTH_ABOVE = 50  # points; shorter curves are drawn as they are, with markers
+SMOOTH_WINDOW_FRACTION = 0.05  # of the curve's length, for the moving average
+
+
+def group_metrics(names: list[str]) -> dict[str, list[str]]:
+    """Metric names by panel group, in the order the report shows them."""
+    groups: dict[str, list[str]] = {
+        "Validation": [],
+        "Training": [],
+        "Learning rates": [],
+        "Other": [],
+    }
+    for name in names:
+        stage, _, rest = name.partition("/")
+        if rest.startswith("lr"):
+            groups["Learning rates"].append(name)
+        elif stage == "train":
+            groups["Training"].append(name)
+        elif stage in ("val", "test"):
+            groups["Validation"].append(name)
+        else:
+            groups["Other"].append(name)
+    return {title: members for title, members in groups.items() if members}
+
+
+def moving_average(values: list[float], window: int) -> list[float]:
+    """Trailing mean over ``window`` points (fewer at the start); NaNs are skipped."""
+    averaged, total, count, queue = [], 0.0, 0, []
+    for value in values:
+        queue.append(value)
+        if math.isfinite(value):
+            total, count = total + value, count + 1
+        if len(queue) > window:
+            dropped = queue.pop(0)
+            if math.isfinite(dropped):
+                total, count = total - dropped, count - 1
+        averaged.append(total / count if count else math.nan)
+    return averaged
+
+
+def metric_figure(title: str, series: dict[str, Series], dpi: int = 80) -> bytes:
+    """A grid of panels, one per metric (x: training step), as PNG bytes."""
+    from matplotlib.figure import Figure
+
+    names = list(series)
+    columns = min(PANEL_COLUMNS, len(names))
+    rows = math.ceil(len(names) / columns)
+    figure = Figure(figsize=(4.2 * columns, 2.8 * rows), dpi=dpi, layout="constrained")
+    figure.suptitle(title, fontsize=12, fontweight="bold")
+    for index, name in enumerate(names):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        data = series[name]
+        if len(data.values) > SMOOTH_ABOVE:
+            window = max(2, int(len(data.values) * SMOOTH_WINDOW_FRACTION))
+            axes.plot(data.steps, data.values, color="#9ecae1", linewidth=0.8, label="logged")
+            axes.plot(
+                data.steps,
+                moving_average(data.values, window),
+                color="#08519c",
+                linewidth=1.6,
+                label=f"mean of {window}",
+            )
+            axes.legend(fontsize=7, loc="best")
+        else:
+            axes.plot(data.steps, data.values, color="#08519c", marker="o", markersize=3, linewidth=1.4)
+        axes.set_title(name, fontsize=9)
+        axes.set_xlabel("step", fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.grid(True, alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def metric_figures(metrics: dict[str, Series]) -> list[tuple[str, bytes]]:
+    """``[(group title, PNG bytes)]`` for every group that has metrics."""
+    return [
+        (title, metric_figure(title, {name: metrics[name] for name in names}))
+        for title, names in group_metrics(list(metrics)).items()
+    ]

@@ -1,0 +1,284 @@
+"""Resuming: a resumed run ends where an uninterrupted one ends, SIGTERM leaves a checkpoint that
+resumes, a requeued SLURM job picks its run up again, an earlier run's folder is never overwritten,
+and a checkpoint of another model or config is refused before fitting."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+
+from ganstyle.config import ConfigError
+from ganstyle.resuming import CheckpointMismatchError, check_resume_compatible, check_reused_run_dir_in_argv
+from ganstyle.training import resolve_ckpt_path, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = (
+    "model.generator.ngf=8",
+    "model.generator.n_blocks=1",
+    "model.discriminator.ndf=8",
+    "data.n_train=8",
+    "data.n_test=4",
+    "trainer.limit_val_batches=1",
+    "trainer.num_sanity_val_steps=0",
+    "logger=none",
+    "callbacks.progress_bar=null",
+    "trainer.enable_model_summary=false",
+    "~callbacks.translate_test_set",
+    "~callbacks.run_summary",
+)
+# No random crop, flip or shuffle: the data is the same whatever the data generators' states, so a
+# resumed run can be compared weight for weight with an uninterrupted one.
+FIXED_DATA = ("data.serial_batches=true", "data.flip=false", "data.load_size=32", "data.crop_size=32")
+# The learning rate halves in the second epoch, so comparing it shows the scheduler was restored.
+SCHEDULE = ("scheduler.n_epochs=1", "scheduler.n_epochs_decay=1")
+STEPS_PER_BATCH = 2  # trainer.global_step counts the generator and the discriminator step
+
+
+def epochs_of(batches: int) -> tuple[str, ...]:
+    return (f"trainer.limit_train_batches={batches}",)
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def run_training(compose_config, run_dir: Path, *overrides: str, batches: int = 4) -> dict:
+    """Train in-process as train.py would; return the run's final last.ckpt."""
+    cfg = compose_config(*TINY, *epochs_of(batches), *FIXED_DATA, *SCHEDULE, *overrides, output_dir=run_dir)
+    train(cfg)
+    return load(run_dir / "checkpoints" / "last.ckpt")
+
+
+_FINISHED: dict[str, Path] = {}
+
+
+@pytest.fixture
+def finished_runs(compose_config, tmp_path_factory) -> dict[str, Path]:
+    """A 2-epoch run and a 1-epoch run of the same config, trained once for this module."""
+    if not _FINISHED:
+        root = tmp_path_factory.mktemp("finished")
+        run_training(compose_config, root / "two_epochs", "trainer.max_epochs=2")
+        run_training(compose_config, root / "one_epoch", "trainer.max_epochs=1")
+        _FINISHED.update(two_epochs=root / "two_epochs", one_epoch=root / "one_epoch")
+    return _FINISHED
+
+
+def last_of(finished_runs, name: str) -> Path:
+    return finished_runs[name] / "checkpoints" / "last.ckpt"
+
+
+def copy_run(source: Path, destination: Path) -> Path:
+    shutil.copytree(source, destination)
+    return destination
+
+
+def learning_rate(checkpoint: dict) -> float:
+    return checkpoint["optimizer_states"][0]["param_groups"][0]["lr"]
+
+
+def assert_same_training_state(resumed: dict, uninterrupted: dict) -> None:
+    assert resumed["epoch"] == uninterrupted["epoch"]
+    assert resumed["global_step"] == uninterrupted["global_step"]
+    for mine, theirs in zip(resumed["optimizer_states"], uninterrupted["optimizer_states"], strict=True):
+        assert mine["param_groups"][0]["lr"] == theirs["param_groups"][0]["lr"]
+    for domain in ("A", "B"):
+        pool, reference = resumed["image_pools"][domain], uninterrupted["image_pools"][domain]
+        assert len(pool["images"]) == len(reference["images"])
+        assert all(torch.equal(a, b) for a, b in zip(pool["images"], reference["images"]))
+    for name, weight in uninterrupted["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], weight), name
+
+
+def test_resumed_run_ends_with_the_epoch_lr_pools_and_weights_of_an_uninterrupted_run(
+    compose_config, finished_runs, tmp_path
+):
+    two, one = load(last_of(finished_runs, "two_epochs")), load(last_of(finished_runs, "one_epoch"))
+    resumed = run_training(
+        compose_config,
+        tmp_path / "resumed",
+        "trainer.max_epochs=2",
+        f"ckpt_path={last_of(finished_runs, 'one_epoch')}",
+    )
+    assert learning_rate(one) != learning_rate(two)
+    assert two["global_step"] == 2 * 4 * STEPS_PER_BATCH
+    assert_same_training_state(resumed, two)
+
+
+def test_slurm_job_that_finds_a_checkpoint_in_its_run_folder_resumes_it(
+    compose_config, finished_runs, tmp_path, monkeypatch
+):
+    run_dir = copy_run(finished_runs["one_epoch"], tmp_path / "slurm_123")
+    monkeypatch.setenv("SLURM_JOB_ID", "123")  # the requeued job: same id, same folder, no ckpt_path
+    resumed = run_training(compose_config, run_dir, "trainer.max_epochs=2")
+    assert_same_training_state(resumed, load(last_of(finished_runs, "two_epochs")))
+    # The copied (moved) folder keeps writing last.ckpt, so the next `ckpt_path=last` finds this state.
+    assert not (run_dir / "checkpoints" / "last-v1.ckpt").exists()
+
+
+def test_fresh_run_in_a_folder_holding_an_earlier_run_is_refused(compose_config, finished_runs):
+    run_dir = finished_runs["one_epoch"]
+    before = (run_dir / "checkpoints" / "last.ckpt").read_bytes()
+    with pytest.raises(ConfigError) as error:
+        train(compose_config(*TINY, output_dir=run_dir))
+    message = str(error.value)
+    assert f"The run folder {run_dir} already holds the outputs of an earlier run" in message
+    assert "ckpt_path=last" in message and "\n" not in message
+    assert (run_dir / "checkpoints" / "last.ckpt").read_bytes() == before
+
+
+def test_resuming_with_another_generator_size_names_the_differing_key(
+    compose_config, finished_runs, tmp_path
+):
+    checkpoint = last_of(finished_runs, "one_epoch")
+    with pytest.raises(CheckpointMismatchError) as error:
+        train(
+            compose_config(
+                *TINY, "model.generator.ngf=16", f"ckpt_path={checkpoint}", output_dir=tmp_path / "run"
+            )
+        )
+    assert "generator.ngf: checkpoint 8, configured 16" in str(error.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # refused before fitting
+
+
+def test_resume_allow_changed_lets_a_schedule_be_extended(compose_config, finished_runs):
+    checkpoint = last_of(finished_runs, "one_epoch")
+    cfg = compose_config(*TINY, "scheduler.n_epochs=5")
+    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    with pytest.raises(CheckpointMismatchError, match=r"scheduler\.n_epochs: checkpoint 1, configured 5"):
+        check_resume_compatible(checkpoint, model)
+    check_resume_compatible(checkpoint, model, allow_changed=["scheduler"])
+
+
+def test_checkpoint_of_another_model_class_is_refused_naming_both(compose_config, finished_runs, tmp_path):
+    checkpoint = load(last_of(finished_runs, "one_epoch"))
+    checkpoint["ganstyle_model_class"] = "ganstyle.models.pix2pix.Pix2Pix"
+    torch.save(checkpoint, tmp_path / "other.ckpt")
+    model = hydra.utils.instantiate(compose_config(*TINY).model, _recursive_=False)
+    with pytest.raises(CheckpointMismatchError) as error:
+        check_resume_compatible(tmp_path / "other.ckpt", model)
+    assert "written by ganstyle.models.pix2pix.Pix2Pix" in str(error.value)
+    assert "configured model is ganstyle.models.cyclegan.CycleGAN" in str(error.value)
+
+
+def test_truncated_or_weights_only_checkpoint_is_refused_before_fitting(
+    compose_config, finished_runs, tmp_path
+):
+    data = (last_of(finished_runs, "one_epoch")).read_bytes()
+    (tmp_path / "truncated.ckpt").write_bytes(data[: len(data) // 2])
+    torch.save(load(last_of(finished_runs, "one_epoch"))["state_dict"], tmp_path / "w.pt")
+    model = hydra.utils.instantiate(compose_config(*TINY).model, _recursive_=False)
+    with pytest.raises(ConfigError, match="is not a readable checkpoint"):
+        check_resume_compatible(tmp_path / "truncated.ckpt", model)
+    with pytest.raises(ConfigError, match="not a Lightning training checkpoint"):
+        check_resume_compatible(tmp_path / "w.pt", model)
+
+
+def test_ckpt_path_last_takes_the_newest_of_last_ckpt_and_the_slurm_checkpoints(tmp_path):
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.parent.mkdir()
+    last.write_bytes(b"epoch end")
+    requeue = tmp_path / "hpc_ckpt_1.ckpt"  # Lightning's save on the SLURM requeue signal
+    requeue.write_bytes(b"later")
+    os.utime(last, ns=(1_000_000_000, 1_000_000_000))
+    assert resolve_ckpt_path("last", tmp_path) == str(requeue)
+    os.utime(requeue, ns=(1, 1))
+    assert resolve_ckpt_path("last", tmp_path) == str(last)
+
+
+def test_command_line_check_reads_the_run_folder_and_ckpt_path_from_argv(finished_runs):
+    run_dir = finished_runs["one_epoch"]
+    with pytest.raises(ConfigError, match="already holds the outputs of an earlier run"):
+        check_reused_run_dir_in_argv(["train.py", f"hydra.run.dir='{run_dir}'"])
+    check_reused_run_dir_in_argv(["train.py", f"hydra.run.dir={run_dir}", "ckpt_path=last"])
+    check_reused_run_dir_in_argv(["train.py", "-m", f"hydra.run.dir={run_dir}"])  # sweeps: per job
+
+
+# --- through train.py, as users run it -----------------------------------------------------------
+def train_py(run_dir: Path, cache_dir: Path, *overrides: str, **popen) -> subprocess.Popen:
+    """Start `python train.py` at tiny sizes, as a user would, with its own cache and offline W&B."""
+    env = dict(os.environ, WANDB_MODE="offline", GANSTYLE_CACHE=str(cache_dir), HYDRA_FULL_ERROR="0")
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *TINY, *overrides, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def test_train_py_refuses_a_reused_run_folder_before_hydra_touches_it(finished_runs, cache_dir, tmp_path):
+    run_dir = copy_run(finished_runs["one_epoch"], tmp_path / "earlier")
+    saved_config = run_dir / ".hydra" / "config.yaml"
+    saved_config.parent.mkdir()
+    saved_config.write_text("the earlier run's config\n")
+    process = train_py(run_dir, cache_dir)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1
+    assert (
+        stderr.startswith(f"Error: The run folder {run_dir} already holds the outputs")
+        and "Traceback" not in stderr
+    )
+    assert saved_config.read_text() == "the earlier run's config\n"
+
+
+@pytest.mark.slow
+def test_train_py_reports_a_checkpoint_of_another_config_in_one_paragraph(finished_runs, cache_dir, tmp_path):
+    checkpoint = last_of(finished_runs, "one_epoch")
+    process = train_py(
+        tmp_path / "run", cache_dir, "model.discriminator.n_layers=2", f"ckpt_path={checkpoint}"
+    )
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr
+    assert "discriminator.n_layers: checkpoint 3, configured 2" in stderr and "Traceback" not in stderr
+
+
+def wait_for(condition, timeout: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"training exited early ({process.returncode}): {process.communicate()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"timed out; output: {process.communicate()}")
+        time.sleep(0.05)
+
+
+def test_sigterm_mid_epoch_saves_last_ckpt_and_the_run_resumes_from_it(compose_config, cache_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    batches = 6  # epochs long enough that the signal lands mid-epoch even on a loaded machine
+    # A grid per batch marks progress on disk: the second batch of epoch 1 is mid-epoch for sure.
+    process = train_py(
+        run_dir,
+        cache_dir,
+        *epochs_of(batches),
+        *FIXED_DATA,
+        *SCHEDULE,
+        "trainer.max_epochs=50",
+        "callbacks.image_grids.every_n_batches=1",
+    )
+    second_batch_of_epoch_1 = run_dir / "images" / f"train_epoch001_batch{batches + 1:06d}.png"
+    wait_for(second_batch_of_epoch_1.exists, timeout=300, process=process)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 143, stderr
+    assert "Stopped by SIGTERM at epoch 1" in stdout + stderr and "Traceback" not in stderr
+    interrupted = load(run_dir / "checkpoints" / "last.ckpt")
+    assert interrupted["epoch"] == 1
+    done_batches = interrupted["global_step"] // STEPS_PER_BATCH
+    assert batches + 2 <= done_batches < 2 * batches  # mid-epoch, after the marker
+
+    resumed = run_training(compose_config, run_dir, "trainer.max_epochs=2", "ckpt_path=last", batches=batches)
+    assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * batches * STEPS_PER_BATCH
+    assert not (run_dir / "checkpoints" / "last-v1.ckpt").exists()
