@@ -225,8 +225,13 @@ def time_lightning(
 
 
 # --- CPU: 1 vs 2 processes ---------------------------------------------------------------------------
+def threads_per_process(args, world: int) -> int:
+    """--threads, else the cores shared out between the processes (what Lightning does for CPU DDP)."""
+    return args.threads or max(1, (os.cpu_count() or 1) // world)
+
+
 def _plain_worker(rank: int, world: int, args, port: int, result_path: str) -> None:
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    torch.set_num_threads(threads_per_process(args, world))
     if world > 1:
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     seconds = time_plain(args, torch.device("cpu"), "32-true", False, False)
@@ -249,14 +254,28 @@ def cpu_scaling(args) -> None:
         f"\nCycleGAN step on CPU ({os.cpu_count()} cores): {args.size} px, ResNet ngf {args.ngf} x "
         f"{args.blocks} blocks, PatchGAN ndf {args.ndf}, batch {args.batch} per process, Adam, fp32\n"
     )
-    print("| processes | plain images/s | Lightning images/s | Lightning / plain time |")
-    print("| --- | --- | --- | --- |")
+    print("| processes | threads each | plain images/s | Lightning images/s | Lightning / plain time |")
+    print("| --- | --- | --- | --- | --- |")
     rates = {}
     for world in (1, 2):
+        threads = threads_per_process(args, world)
         plain = time_plain_processes(args, world)
-        lightning = time_lightning(args, torch.device("cpu"), "32-true", False, False, processes=world)
+        # Spawned ranks read OMP_NUM_THREADS at start-up; this process is the only rank when world is 1.
+        previous = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+        try:
+            lightning = time_lightning(args, torch.device("cpu"), "32-true", False, False, processes=world)
+        finally:
+            torch.set_num_threads(previous[0])
+            if previous[1] is None:
+                os.environ.pop("OMP_NUM_THREADS")
+            else:
+                os.environ["OMP_NUM_THREADS"] = previous[1]
         rates[world] = (world * args.batch / plain, world * args.batch / lightning)
-        print(f"| {world} | {rates[world][0]:.2f} | {rates[world][1]:.2f} | {lightning / plain:.2f}x |")
+        print(
+            f"| {world} | {threads} | {rates[world][0]:.2f} | {rates[world][1]:.2f} | {lightning / plain:.2f}x |"
+        )
     print(
         f"\n2 vs 1 process throughput: plain {rates[2][0] / rates[1][0]:.2f}x, "
         f"Lightning {rates[2][1] / rates[1][1]:.2f}x"
@@ -307,6 +326,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--blocks", type=int, default=None, help="default: 9 (matrix), 6 (CPU scaling)")
     parser.add_argument("--ndf", type=int, default=None, help="default: 64 (matrix), 32 (CPU scaling)")
     parser.add_argument("--batch", type=int, default=1, help="CPU scaling: images per process")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU scaling: threads per process (default: cores / processes)",
+    )
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="matrix: batch sizes")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--steps", type=int, default=10)
