@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 import ganstyle  # noqa: F401  (first: makes torchvision importable before lightning)
+
+# isort: split
 import lightning.pytorch as pl
 import torch
 

@@ -184,10 +184,10 @@ class DCGAN(GANModule):
                 opt_D.step()
         self.critic_steps_since_generator_step += 1
         logged = {f"train/{name}": value.detach() for name, value in terms.items()}
-        logged["train/loss_D"] = loss_D.detach()
         if self.hparams.loss["gan_mode"] == "wgangp":
             # The critic's estimate of the Wasserstein distance: Gulrajani et al.'s training curve.
             logged["train/wasserstein_estimate"] = -(terms["loss_D_real"] + terms["loss_D_fake"]).detach()
+        totals = {"train/loss_D": loss_D.detach()}  # shown in the progress bar too, logged once
 
         # 2. Generator step after every n_critic critic steps, on a new noise batch.
         if self.critic_steps_since_generator_step >= self.hparams.n_critic:
@@ -199,10 +199,9 @@ class DCGAN(GANModule):
                     self.manual_backward(loss_G)
                     opt_G.step()
             self.critic_steps_since_generator_step = 0
-            logged["train/loss_G"] = loss_G.detach()
-            self.log("loss_G", loss_G.detach(), prog_bar=True, logger=False, batch_size=size)
+            totals["train/loss_G"] = loss_G.detach()
         self.log_dict(logged, batch_size=size)
-        self.log("loss_D", loss_D.detach(), prog_bar=True, logger=False, batch_size=size)
+        self.log_dict(totals, prog_bar=True, batch_size=size)
 
     def critic_terms(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """L(D(x), real) + L(D(G(z)), fake), summed as in both papers; with gan_mode=wgangp also
