@@ -39,7 +39,7 @@ format: setup ## apply ruff fixes and formatting
 	$(BIN)/ruff format .
 
 bench: setup ## run the benchmarks in benchmarks/ on this machine
-	$(BIN)/python -m benchmarks.run_all
+	for b in bench_perceptual bench_models_pix2pix_dcgan bench_models_style bench_inference bench_scaling; do $(BIN)/python -m benchmarks.$$b || exit 1; done
 
 clean: ## remove caches (keeps .venv and outputs/)
 	rm -rf .pytest_cache .ruff_cache build src/*.egg-info

@@ -134,3 +134,12 @@ def test_training_writes_checkpoints_grids_translations_and_logs_every_loss(comp
     assert model.hparams.generator["ngf"] == 8 and len(model.pool_A) == 12
     images = torch.rand(1, 3, 32, 32) * 2 - 1
     assert model(images).shape == images.shape and model(images, "BtoA").shape == images.shape
+
+
+def test_linear_schedule_never_goes_negative_past_its_end():
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+    scheduler = linear_decay(optimizer, n_epochs=2, n_epochs_decay=1)
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == 0.0

@@ -21,6 +21,7 @@ def linear_decay(optimizer: Optimizer, n_epochs: int = 100, n_epochs_decay: int 
         )
 
     def factor(epoch: int) -> float:
-        return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+        # Clamped at 0: training past n_epochs + n_epochs_decay keeps a zero rate, never a negative one.
+        return max(0.0, 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1))
 
     return LambdaLR(optimizer, lr_lambda=factor)
