@@ -164,7 +164,9 @@ class CycleGAN(GANModule):
             self.adversarial(discriminator(real), True) + self.adversarial(discriminator(fake), False)
         )
         if self.hparams.loss["gan_mode"] == "wgangp":
-            loss = loss + self.hparams.loss["gp_weight"] * gradient_penalty(discriminator, real, fake)
+            loss = loss + gradient_penalty(
+                discriminator, real, fake, weight_lambda=self.hparams.loss["gp_weight"]
+            )  # already weighted: gradient_penalty multiplies by weight_lambda
         return loss
 
     def make_optimizers(self):

@@ -271,7 +271,9 @@ class FastStyleTransfer(GANModule):
             + self.adversarial(self.discriminator(fake), False)
         )
         if self.hparams.loss["gan_mode"] == "wgangp":
-            loss = loss + self.hparams.loss["gp_weight"] * gradient_penalty(self.discriminator, real, fake)
+            loss = loss + gradient_penalty(
+                self.discriminator, real, fake, weight_lambda=self.hparams.loss["gp_weight"]
+            )  # already weighted: gradient_penalty multiplies by weight_lambda
         return loss
 
     def make_optimizers(self):
