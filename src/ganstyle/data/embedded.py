@@ -198,10 +198,24 @@ def materialize_embedded_dataset(
             "is not overwritten. Set `data.cache_dir` to a new or empty folder, or leave it unset to use "
             f"{default_cache_dir(image_size, n_train, n_test, seed)}."
         )
+    return build_folder_atomically(
+        root, lambda building: _build(building, params), lambda folder: _is_complete(folder, params)
+    )
+
+
+def build_folder_atomically(
+    root: Path, build: Callable[[Path], object], is_complete: Callable[[Path], bool]
+) -> Path:
+    """Build into a temporary sibling of ``root``, then rename it into place.
+
+    An interrupted build never leaves a half-written dataset at ``root``; a stale ``root`` (other
+    parameters, or empty) is moved aside first; if a concurrent build renamed its folder into place
+    first, that one is kept when ``is_complete`` accepts it.
+    """
     root.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
     try:
-        _build(building, params)
+        build(building)
         if root.exists():  # empty, or built with other parameters: move it aside, then swap in
             stale = Path(tempfile.mkdtemp(prefix=f".{root.name}.stale-", dir=root.parent))
             with contextlib.suppress(FileNotFoundError):  # another process moved it first
@@ -210,7 +224,7 @@ def materialize_embedded_dataset(
         try:
             os.rename(building, root)
         except OSError:
-            if not _is_complete(root, params):  # not a concurrent build that finished first
+            if not is_complete(root):  # not a concurrent build that finished first
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)

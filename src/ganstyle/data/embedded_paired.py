@@ -18,11 +18,9 @@ folder and renames it into place when finished, so an interrupted build leaves n
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,7 @@ from PIL import Image
 
 from ganstyle.data.embedded import (
     MANIFEST,
+    build_folder_atomically,
     default_cache_dir,
     materialize_embedded_dataset,
     render_style,
@@ -86,23 +85,11 @@ def materialize_embedded_pairs(
             f"(no {MANIFEST}), so it is not overwritten. Set `data.cache_dir` to a new or empty folder, "
             f"or leave it unset to use {default_paired_cache_dir(image_size, n_train, n_test, seed)}."
         )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-    try:
-        _build(building, source, params)
-        if root.exists():  # empty, or built from other parameters: move it aside, then swap in
-            stale = Path(tempfile.mkdtemp(prefix=f".{root.name}.stale-", dir=root.parent))
-            with contextlib.suppress(FileNotFoundError):  # another process moved it first
-                os.replace(root, stale / "old")
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.rename(building, root)
-        except OSError:
-            if not _is_complete(root, params):  # not a concurrent build that finished first
-                raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return root
+    return build_folder_atomically(
+        root,
+        lambda building: _build(building, source, params),
+        lambda folder: _is_complete(folder, params),
+    )
 
 
 def _is_complete(root: Path, params: dict) -> bool:
