@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from benchmarks.common import benchmark_trainer
+
 ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 2.0e-4, "betas": [0.5, 0.999]}
 
 # name -> (model class path, batch size, model kwargs). Small: the quick-start sizes; large: wider
@@ -194,17 +196,7 @@ def lightning_steps(model, batch: dict, steps: int, sync, accelerator: str) -> l
             sync()
             stamps.append(now())
 
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[Stamp()],
-    )
+    trainer = benchmark_trainer(accelerator, [Stamp()])
     trainer.fit(model, train_dataloaders=DataLoader([batch] * steps, batch_size=None))
     return stamps
 

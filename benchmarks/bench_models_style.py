@@ -24,7 +24,6 @@ import os
 import resource
 import shutil
 import statistics
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import ganstyle  # noqa: F401  (before lightning: makes torchvision importable on CPU torch)
+from benchmarks.common import benchmark_trainer
 from ganstyle.losses.perceptual import gram_matrix
 from ganstyle.networks.adain import adaptive_instance_norm, calc_mean_std
 
@@ -262,18 +262,8 @@ def time_lightning(name: str, size: int, args, device: torch.device) -> dict:
         def train_dataloader(self) -> DataLoader:
             return DataLoader([batch] * (args.warmup + args.steps), batch_size=None)
 
-    trainer = pl.Trainer(
-        default_root_dir=tempfile.mkdtemp(prefix="bench_models_style-"),  # Gatys writes its image at fit end
-        accelerator="gpu" if device.type == "cuda" else "cpu",
-        devices=1,
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        callbacks=[Stamp()],
-    )
+    # (Gatys writes its image into the trainer's root folder at fit end.)
+    trainer = benchmark_trainer("gpu" if device.type == "cuda" else "cpu", [Stamp()])
     try:
         with PeakMemory(device) as memory:
             if name == "gatys":

@@ -31,8 +31,10 @@ import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 
+from benchmarks.common import LOG_EVERY_N_STEPS
 from ganstyle.losses.adversarial import AdversarialLoss
 from ganstyle.losses.reconstruction import ReconstructionLoss
 from ganstyle.utils.image_pool import ImagePool
@@ -213,7 +215,8 @@ def time_lightning(
             max_epochs=1,
             limit_val_batches=0,
             num_sanity_val_steps=0,
-            logger=False,
+            logger=CSVLogger(folder),  # as in a real run: the models log only on the steps it writes
+            log_every_n_steps=LOG_EVERY_N_STEPS,
             enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -584,3 +585,153 @@ def test_embedded_data_module_builds_on_setup_and_validates_against_targets(tmp_
     assert len(dm.train_dataset) == 12
     batch = next(iter(dm.val_dataloader()))
     assert batch["A"].shape == batch["B_target"].shape == (2, 3, 32, 32)
+
+
+# ------------------------------------------------------------------------- resumable data order
+
+
+def epoch_batches(loader, epoch: int) -> list[tuple[list[str], list[str], torch.Tensor]]:
+    """The batches of ``epoch``, as Lightning's fit loop draws them: set_epoch, then iterate."""
+    loader.sampler.set_epoch(epoch)
+    return [(batch["A_path"], batch["B_path"], batch["A"]) for batch in loader]
+
+
+def assert_same_batches(mine, theirs) -> None:
+    assert [(a, b) for a, b, _ in mine] == [(a, b) for a, b, _ in theirs]
+    assert all(torch.equal(x, y) for (_, _, x), (_, _, y) in zip(mine, theirs, strict=True))
+
+
+def test_epoch_k_after_a_resume_has_the_order_and_crops_of_an_uninterrupted_epoch_k(tmp_path):
+    root = make_unpaired(tmp_path, n_a=6, n_b=4)
+    uninterrupted = unpaired_module(root, batch_size=2, seed=3)
+    uninterrupted.setup("fit")
+    loader = uninterrupted.train_dataloader()
+    epochs = [epoch_batches(loader, epoch) for epoch in range(3)]
+    resumed = unpaired_module(root, batch_size=2, seed=3)  # a new process: fresh module, loader, sampler
+    resumed.setup("fit")
+    assert_same_batches(epoch_batches(resumed.train_dataloader(), 2), epochs[2])
+
+
+def test_each_epoch_draws_its_own_order_crops_and_b_picks(tmp_path):
+    dm = unpaired_module(make_unpaired(tmp_path, n_a=8, n_b=8))
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    orders = [
+        [path for a_paths, _, _ in epoch_batches(loader, epoch) for path in a_paths] for epoch in range(3)
+    ]
+    assert all(sorted(order) == sorted(orders[0]) for order in orders)  # each a permutation of trainA
+    assert orders[0] != orders[1] != orders[2] != orders[0]
+    samples = []
+    for epoch in range(2):
+        dm.train_dataset.set_epoch(epoch)
+        samples.append([dm.train_dataset[i] for i in range(8)])
+    assert [s["B_path"] for s in samples[0]] != [s["B_path"] for s in samples[1]]
+    assert any(not torch.equal(x["A"], y["A"]) for x, y in zip(*samples))
+
+
+def test_order_and_crops_follow_the_data_seed(tmp_path):
+    root = make_unpaired(tmp_path, n_a=8, n_b=8)
+
+    def first_epoch(seed):
+        dm = unpaired_module(root, seed=seed)
+        dm.setup("fit")
+        return epoch_batches(dm.train_dataloader(), 0)
+
+    assert_same_batches(first_epoch(0), first_epoch(0))
+    assert [a for a, _, _ in first_epoch(0)] != [a for a, _, _ in first_epoch(1)]
+
+
+def test_serial_batches_keep_the_file_order_every_epoch(tmp_path):
+    dm = unpaired_module(make_unpaired(tmp_path, n_a=5, n_b=3), batch_size=2, serial_batches=True)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    for epoch in range(3):
+        batches = epoch_batches(loader, epoch)
+        assert [Path(p).name for a_paths, _, _ in batches for p in a_paths] == [
+            f"img{i}.png" for i in range(5)
+        ]
+        assert [Path(p).name for _, b_paths, _ in batches for p in b_paths] == [
+            f"img{i % 3}.png" for i in range(5)
+        ]
+
+
+def test_persistent_workers_see_the_epoch_and_draw_what_the_main_process_draws(tmp_path):
+    root = make_unpaired(tmp_path, n_a=6, n_b=6)
+    with_workers = unpaired_module(root, batch_size=2, num_workers=2)
+    in_process = unpaired_module(root, batch_size=2)
+    for dm in (with_workers, in_process):
+        dm.setup("fit")
+    loader = with_workers.train_dataloader()
+    assert loader.persistent_workers
+    for epoch in range(2):  # the workers started in epoch 0 must pick up epoch 1
+        assert_same_batches(epoch_batches(loader, epoch), epoch_batches(in_process.train_dataloader(), epoch))
+
+
+class RecordBatches(L.LightningModule):
+    """Records which images each training step saw; learns nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.seen: dict[int, list[tuple[str, float]]] = {}
+
+    def training_step(self, batch, batch_idx):
+        self.seen.setdefault(self.current_epoch, []).extend(
+            (path, image.sum().item()) for path, image in zip(batch["A_path"], batch["A"])
+        )
+        return self.weight * 0
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def fit(datamodule, root_dir: Path, max_epochs: int, ckpt_path: Path | None = None) -> RecordBatches:
+    model = RecordBatches()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_epochs=max_epochs,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root_dir,
+    )
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.save_checkpoint(root_dir / "last.ckpt")
+    return model
+
+
+def test_lightning_resume_continues_the_data_order_of_an_uninterrupted_run(tmp_path):
+    root = make_unpaired(tmp_path / "data", n_a=6, n_b=6)
+    uninterrupted = fit(unpaired_module(root, batch_size=2), tmp_path / "straight", max_epochs=3)
+    fit(unpaired_module(root, batch_size=2), tmp_path / "first", max_epochs=2)
+    resumed = fit(
+        unpaired_module(root, batch_size=2),
+        tmp_path / "resumed",
+        3,
+        ckpt_path=tmp_path / "first" / "last.ckpt",
+    )
+    assert set(resumed.seen) == {2}
+    assert resumed.seen[2] == uninterrupted.seen[2]
+    assert uninterrupted.seen[0] != uninterrupted.seen[1] != uninterrupted.seen[2]
+
+
+def test_under_ddp_lightning_shards_the_epoch_order_and_passes_the_epoch_to_the_augmentation(tmp_path):
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+    from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
+
+    dm = unpaired_module(make_unpaired(tmp_path, n_a=6, n_b=6))
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    for epoch in (0, 3):
+        shards = []
+        for rank in range(2):  # what Lightning gives each of two processes
+            sampler = _get_distributed_sampler(
+                loader, shuffle=True, overfit_batches=0, num_replicas=2, rank=rank
+            )
+            assert isinstance(sampler, DistributedSamplerWrapper)
+            sampler.set_epoch(epoch)
+            shards.append(list(sampler))
+        assert sorted(shards[0] + shards[1]) == list(range(6))
+        assert loader.sampler.epoch == dm.train_dataset.random.epoch == epoch

@@ -225,3 +225,38 @@ def test_embedded_pairs_are_photo_crops_and_their_exact_renderings(tmp_path):
     data.setup("fit")
     batch = next(iter(data.val_dataloader()))
     assert batch["A"].shape == batch["B"].shape == (2, 3, 32, 32)
+
+
+def test_training_values_are_logged_only_on_the_steps_the_loggers_write(tmp_path):
+    import lightning.pytorch as pl
+    from lightning.pytorch.loggers import CSVLogger
+
+    model = tiny_model()
+    logged_at = []
+    log_dict = model.log_dict
+    model.log_dict = lambda values, *args, **kwargs: (
+        logged_at.append(model.global_step),
+        log_dict(values, *args, **kwargs),
+    )
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=CSVLogger(tmp_path),
+        log_every_n_steps=3,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(model, train_dataloaders=DataLoader([pair_batch(seed) for seed in range(7)], batch_size=None))
+
+    # Batches 2 and 5 are written (every 3rd); global_step counts both optimisers' steps (2 per batch).
+    assert sorted(set(logged_at)) == [2 * 2 + 2, 2 * 5 + 2]
+    rows = (tmp_path / "lightning_logs" / "version_0" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    steps = [
+        row.split(",")[header.index("step")]
+        for row in rows[1:]
+        if row.split(",")[header.index("train/loss_D")]
+    ]
+    assert steps == ["2", "5"]  # (the epoch's last row holds the learning rates)

@@ -82,3 +82,9 @@ def make_wandb_logger(
         log_model=log_model and resolved == "online",
         **kwargs,
     )
+
+
+def writes_logs_this_step(trainer: Any) -> bool:
+    """Whether the loggers write the values logged during this training step."""
+    connector = getattr(trainer, "_logger_connector", None)  # Lightning's own test; internal API
+    return bool(connector.should_update_logs) if connector is not None else True

@@ -79,10 +79,32 @@ class ImageGrids(pl.Callback):
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
+        # Validation batches are often a single image (the quick start's are), so the grid gathers
+        # the first `num_images` samples across batches instead of taking the first batch alone.
         if batch_idx == 0:
-            self._val_batch = self._first(batch)
+            self._val_batch = None
+        self._val_batch = self._gather(self._val_batch, self._first(batch))
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if self._val_batch is not None and not trainer.sanity_checking:
             self._save(trainer, pl_module, self._val_batch, "val")
         self._val_batch = None
+
+    def _gather(self, gathered: dict[str, Any] | None, batch: dict[str, Any]) -> dict[str, Any] | None:
+        """`gathered` plus the samples of `batch`, up to `num_images`; unchanged once full or when
+        the new batch cannot be stacked onto it (images of another size, other keys)."""
+        if gathered is None:
+            return batch
+        tensors = [key for key, value in gathered.items() if isinstance(value, torch.Tensor)]
+        if not tensors or gathered[tensors[0]].shape[0] >= self.num_images or batch.keys() != gathered.keys():
+            return gathered
+        if any(gathered[key].shape[1:] != batch[key].shape[1:] for key in tensors):
+            return gathered
+        room = self.num_images - gathered[tensors[0]].shape[0]
+        merged = dict(gathered)
+        for key, value in gathered.items():
+            if isinstance(value, torch.Tensor):
+                merged[key] = torch.cat([value, batch[key][:room].to(value.device)])
+            elif isinstance(value, list):
+                merged[key] = value + list(batch[key][:room])
+        return merged

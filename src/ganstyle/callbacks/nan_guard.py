@@ -16,6 +16,8 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from ganstyle.loggers import writes_logs_this_step
+
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +57,8 @@ class NanGuard(pl.Callback):
         skipped = getattr(pl_module, "skipped_steps", None)
         if skipped is None:  # a LightningModule that is not a GANModule: nothing to guard
             return
-        pl_module.log("train/skipped_steps", float(skipped), on_step=True, on_epoch=False, batch_size=1)
+        if not trainer.loggers or writes_logs_this_step(trainer):  # a running count: nothing is lost
+            pl_module.log("train/skipped_steps", float(skipped), on_step=True, on_epoch=False, batch_size=1)
         if skipped == self._skipped_before:
             self.streak = 0
             return

@@ -20,12 +20,18 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
 
+from ganstyle.data.base import (
+    AugmentedDataset,
+    ImageDataModule,
+    check_batch_size,
+    first,
+    image_transforms,
+    require_folder,
+)
 from ganstyle.data.images import (
     IMAGE_EXTENSIONS,
     DatasetError,
@@ -33,8 +39,7 @@ from ganstyle.data.images import (
     load_rgb,
     scan_image_folder,
 )
-from ganstyle.data.transforms import AugmentationRandom, ImageTransform, check_batchable, to_tensor
-from ganstyle.data.unpaired import first, make_dataloader
+from ganstyle.data.transforms import ImageTransform, to_tensor
 
 MAX_CACHED_STYLES = 64  # resized style images kept in memory; a WikiArt-size folder is read per sample
 HELD_OUT_FRACTION = 0.1  # of a content folder without train/test subfolders, at most val_max_images
@@ -73,7 +78,7 @@ class StyleImages:
         return int(torch.multinomial(self.weights, 1, generator=generator))
 
 
-class ContentStyleDataset(Dataset):
+class ContentStyleDataset(AugmentedDataset):
     """Each content image with a style crop: a weighted random style (train) or style i % S (eval)."""
 
     def __init__(
@@ -85,18 +90,18 @@ class ContentStyleDataset(Dataset):
         random_style: bool = True,
         seed: int = 0,
     ) -> None:
+        super().__init__(seed)
         self.content_paths = list(content_paths)
         self.styles = styles
         self.content_transform = content_transform
         self.style_transform = style_transform
         self.random_style = random_style
-        self.random = AugmentationRandom(seed)
 
     def __len__(self) -> int:
         return len(self.content_paths)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str | int]:
-        generator = self.random.generator()
+        generator = self.random.generator(index)
         path = self.content_paths[index]
         style_index = self.styles.sample(generator) if self.random_style else index % len(self.styles)
         return {
@@ -108,7 +113,7 @@ class ContentStyleDataset(Dataset):
         }
 
 
-class ContentStyleDataModule(L.LightningDataModule):
+class ContentStyleDataModule(ImageDataModule):
     """Content photos and style image(s); see the module docstring for layout and batch keys."""
 
     def __init__(
@@ -131,17 +136,14 @@ class ContentStyleDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        check_batch_size(batch_size)
         load_size = load_size or crop_size + crop_size // 8
         style_load_size = style_load_size or load_size
-        self.content_train_transform = ImageTransform(preprocess, load_size, crop_size, flip, train=True)
-        self.content_eval_transform = ImageTransform(
-            preprocess, load_size, crop_size, flip=False, train=False
+        self.content_train_transform, self.content_eval_transform = image_transforms(
+            preprocess, load_size, crop_size, flip
         )
-        self.style_train_transform = ImageTransform(
-            "scale_shorter_side_and_crop", style_load_size, crop_size, flip, train=True
-        )
-        self.style_eval_transform = ImageTransform(
-            "scale_shorter_side_and_crop", style_load_size, crop_size, flip=False, train=False
+        self.style_train_transform, self.style_eval_transform = image_transforms(
+            "scale_shorter_side_and_crop", style_load_size, crop_size, flip
         )
         self.content_root = Path(content_root).expanduser()
         self.style_entries = [style] if isinstance(style, str | os.PathLike) else [str(s) for s in style]
@@ -161,42 +163,35 @@ class ContentStyleDataModule(L.LightningDataModule):
         self.style_image_weights: list[float] = []
         self._splits: dict[str, list[Path]] | None = None
         self._styles: StyleImages | None = None
-        self.train_dataset: ContentStyleDataset | None = None
-        self.val_dataset: ContentStyleDataset | None = None
-        self.test_dataset: ContentStyleDataset | None = None
 
     @property
     def num_styles(self) -> int:
         return len(self.style_paths)
 
-    def setup(self, stage: str | None = None) -> None:
-        hp = self.hparams
+    def _resolve_dataset(self) -> None:
         if not self.style_paths:
             self._resolve_styles()
         if self._splits is None:
             self._splits = self._content_splits()
-        if stage in (None, "fit") and self.train_dataset is None:
-            self.train_dataset = ContentStyleDataset(
-                self._splits["train"],
-                self._style_images(),
-                self.content_train_transform,
-                self.style_train_transform,
-                random_style=True,
-                seed=hp.seed,
-            )
-        if stage in (None, "fit", "validate") and self.val_dataset is None:
-            self.val_dataset = self._eval_dataset(first(self._splits["val"], hp.val_max_images))
-        if stage in (None, "test", "predict") and self.test_dataset is None:
-            self.test_dataset = self._eval_dataset(first(self._splits["test"], hp.test_max_images))
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
+    def _train_dataset(self) -> ContentStyleDataset:
+        return ContentStyleDataset(
+            self._splits["train"],
+            self._style_images(),
+            self.content_train_transform,
+            self.style_train_transform,
+            random_style=True,
+            seed=self.hparams.seed,
+        )
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False)
+    def _held_out_dataset(self, split: str, limit: int | None) -> ContentStyleDataset:
+        return ContentStyleDataset(
+            first(self._splits[split], limit),
+            self._style_images(),
+            self.content_eval_transform,
+            self.style_eval_transform,
+            random_style=False,
+        )
 
     def style_image(self, index: int = 0) -> torch.Tensor:
         """Whole style image ``index``, shorter side = the style load size, as (1, 3, H, W) in [-1, 1].
@@ -206,23 +201,6 @@ class ContentStyleDataModule(L.LightningDataModule):
         if not self.style_paths:
             self._resolve_styles()
         return to_tensor(self.style_eval_transform.resize(load_rgb(self.style_paths[index]))).unsqueeze(0)
-
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.setup() must run before its dataloaders are requested."
-            )
-        hp = self.hparams
-        return make_dataloader(dataset, hp.batch_size, shuffle, hp.num_workers, hp.pin_memory, hp.seed)
-
-    def _eval_dataset(self, content: list[Path]) -> ContentStyleDataset:
-        return ContentStyleDataset(
-            content,
-            self._style_images(),
-            self.content_eval_transform,
-            self.style_eval_transform,
-            random_style=False,
-        )
 
     def _style_images(self) -> StyleImages:
         # One decoded set serves train and eval: their resize stages are the same, only crop/flip differ.
@@ -261,17 +239,10 @@ class ContentStyleDataModule(L.LightningDataModule):
     def _content_splits(self) -> dict[str, list[Path]]:
         hp = self.hparams
         root = self.content_root
-        if not root.is_dir():
-            state = "is not a folder" if root.exists() else "does not exist"
-            raise DatasetError(f"The content folder {root} {state}. {CONTENT_LAYOUT}")
-        min_size = hp.crop_size if hp.preprocess == "crop" else None
+        require_folder(root, "content folder", CONTENT_LAYOUT)
 
         def scan(folder: Path, name: str) -> list[Path]:
-            sizes = scan_image_folder(
-                folder, name, min_size=min_size, skip_bad=hp.skip_bad_images, expected=CONTENT_LAYOUT
-            )
-            check_batchable(sizes, self.content_train_transform, hp.batch_size, name)
-            return list(sizes)
+            return list(self._scan_images(folder, name, CONTENT_LAYOUT, self.content_train_transform, name))
 
         if (root / "train").is_dir():
             train = scan(root / "train", "content training images")

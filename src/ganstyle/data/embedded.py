@@ -47,6 +47,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ganstyle.data.base import BuiltOnFirstUse, cache_folder, forwarded
 from ganstyle.data.images import DatasetError, list_images
 from ganstyle.data.unpaired import UnpairedDataModule
 
@@ -348,7 +349,7 @@ def _near(window: np.ndarray, others: np.ndarray) -> bool:
     return bool(np.any(similar_zoom & close))
 
 
-class EmbeddedDataModule(UnpairedDataModule):
+class EmbeddedDataModule(BuiltOnFirstUse, UnpairedDataModule):
     """:class:`UnpairedDataModule` over the embedded dataset, built on first use (see module docstring).
 
     ``image_size``/``n_train``/``n_test``/``dataset_seed`` define the stored dataset;
@@ -375,33 +376,8 @@ class EmbeddedDataModule(UnpairedDataModule):
         pin_memory: bool = False,
         test_max_images: int | None = None,
     ) -> None:
-        root = (
-            Path(cache_dir).expanduser()
-            if cache_dir
-            else default_cache_dir(image_size, n_train, n_test, dataset_seed)
-        )
-        super().__init__(
-            root=str(root),
-            load_size=load_size,
-            crop_size=crop_size,
-            preprocess=preprocess,
-            flip=flip,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            val_max_images=val_max_images,
-            serial_batches=serial_batches,
-            skip_bad_images=skip_bad_images,
-            seed=seed,
-            pin_memory=pin_memory,
-            test_max_images=test_max_images,
-        )
-
-    def prepare_data(self) -> None:
-        self._materialize()
-
-    def setup(self, stage: str | None = None) -> None:
-        self._materialize()  # a no-op check when prepare_data (or another process) built it
-        super().setup(stage)
+        root = cache_folder(cache_dir, default_cache_dir(image_size, n_train, n_test, dataset_seed))
+        super().__init__(**forwarded(UnpairedDataModule, locals(), root=str(root)))
 
     def _materialize(self) -> Path:
         hp = self.hparams

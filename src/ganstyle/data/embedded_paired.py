@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ganstyle.data.base import BuiltOnFirstUse, cache_folder, forwarded
 from ganstyle.data.embedded import (
     MANIFEST,
     build_folder_atomically,
@@ -125,7 +126,7 @@ def _build(out: Path, source: Path, params: dict) -> None:
     (out / MANIFEST).write_text(json.dumps(manifest, sort_keys=True) + "\n")  # written last: marks complete
 
 
-class EmbeddedPairedDataModule(PairedDataModule):
+class EmbeddedPairedDataModule(BuiltOnFirstUse, PairedDataModule):
     """:class:`PairedDataModule` over the paired embedded dataset, built on first use.
 
     ``image_size``/``n_train``/``n_test``/``dataset_seed`` define the stored dataset (the same defaults
@@ -154,34 +155,8 @@ class EmbeddedPairedDataModule(PairedDataModule):
         pin_memory: bool = False,
         test_max_images: int | None = None,
     ) -> None:
-        root = (
-            Path(cache_dir).expanduser()
-            if cache_dir
-            else default_paired_cache_dir(image_size, n_train, n_test, dataset_seed)
-        )
-        super().__init__(
-            root=str(root),
-            direction=direction,
-            layout="folders",
-            load_size=load_size,
-            crop_size=crop_size,
-            preprocess=preprocess,
-            flip=flip,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            val_max_images=val_max_images,
-            skip_bad_images=skip_bad_images,
-            seed=seed,
-            pin_memory=pin_memory,
-            test_max_images=test_max_images,
-        )
-
-    def prepare_data(self) -> None:
-        self._materialize()
-
-    def setup(self, stage: str | None = None) -> None:
-        self._materialize()  # a no-op check when prepare_data (or another process) built it
-        super().setup(stage)
+        root = cache_folder(cache_dir, default_paired_cache_dir(image_size, n_train, n_test, dataset_seed))
+        super().__init__(**forwarded(PairedDataModule, locals(), root=str(root), layout="folders"))
 
     def _materialize(self) -> Path:
         hp = self.hparams

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,9 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from ganstyle.data.base import BuiltOnFirstUse
 from ganstyle.data.content_style import ContentStyleDataModule
-from ganstyle.data.embedded import materialize_embedded_dataset, render_style
+from ganstyle.data.embedded import build_folder_atomically, materialize_embedded_dataset, render_style
 from ganstyle.data.images import DatasetError, list_images
 from ganstyle.data.single_image import SingleImageStyleDataModule
 
@@ -169,33 +169,25 @@ def check_style_names(names: Sequence[str]) -> list[str]:
 
 def _atomic_build(root: Path, params: dict[str, Any], build: Callable[[Path], dict[str, Any]]) -> Path:
     """Reuse ``root`` when its manifest has ``params``; else build into a temporary sibling and rename."""
-    try:
-        if json.loads((root / MANIFEST).read_text()).get("params") == params:
-            return root
-    except (OSError, ValueError):
-        pass
+
+    def write(building: Path) -> None:
+        contents = build(building)
+        (building / MANIFEST).write_text(json.dumps({"params": params, **contents}, sort_keys=True) + "\n")
+
+    def is_complete(folder: Path) -> bool:
+        try:
+            return json.loads((folder / MANIFEST).read_text()).get("params") == params
+        except (OSError, ValueError):
+            return False
+
+    if is_complete(root):
+        return root
     if root.exists() and not (root / MANIFEST).is_file() and any(root.iterdir()):
         raise DatasetError(
             f"The folder {root} exists and holds other files (no {MANIFEST}), so it is not overwritten. "
             "Point `data.cache_dir` at a new or empty folder."
         )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-    try:
-        contents = build(building)
-        (building / MANIFEST).write_text(json.dumps({"params": params, **contents}, sort_keys=True) + "\n")
-        if root.exists():  # stale (other parameters or version): move aside, then swap in
-            stale = Path(tempfile.mkdtemp(prefix=f".{root.name}.stale-", dir=root.parent))
-            os.replace(root, stale / "old")
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.rename(building, root)
-        except OSError:  # a concurrent build finished first; keep its folder if it is complete
-            if json.loads((root / MANIFEST).read_text()).get("params") != params:
-                raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return root
+    return build_folder_atomically(root, write, is_complete)
 
 
 def materialize_embedded_styles(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -243,7 +235,7 @@ def materialize_embedded_content(
     return _atomic_build(root / name, params, build)
 
 
-class EmbeddedContentStyleDataModule(ContentStyleDataModule):
+class EmbeddedContentStyleDataModule(BuiltOnFirstUse, ContentStyleDataModule):
     """:class:`ContentStyleDataModule` over the embedded content crops and rendered style images.
 
     Built on first use (``prepare_data``/``setup``). ``embedded_styles`` names the styles (see
@@ -273,13 +265,6 @@ class EmbeddedContentStyleDataModule(ContentStyleDataModule):
         styles_dir = self.cache_dir / f"styles-v{VERSION}" / "styles"
         styles = style if style else [str(styles_dir / f"{name}.png") for name in self.embedded_styles]
         super().__init__(content_root=str(content), style=styles, **content_style_args)
-
-    def prepare_data(self) -> None:
-        self._materialize()
-
-    def setup(self, stage: str | None = None) -> None:
-        self._materialize()  # a quick manifest check when prepare_data (or another process) built it
-        super().setup(stage)
 
     def _materialize(self) -> None:
         materialize_embedded_content(self.cache_dir, self.content_dataset_dir, *self.embedded_dataset_args)

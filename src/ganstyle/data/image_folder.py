@@ -16,15 +16,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
+from ganstyle.data.base import (
+    AugmentedDataset,
+    BuiltOnFirstUse,
+    ImageDataModule,
+    cache_folder,
+    check_batch_size,
+    first,
+    forwarded,
+    image_transforms,
+)
 from ganstyle.data.embedded import default_cache_dir, materialize_embedded_dataset
-from ganstyle.data.images import DatasetError, load_rgb, scan_image_folder
-from ganstyle.data.transforms import AugmentationRandom, ImageTransform, check_batchable
-from ganstyle.data.unpaired import first, make_dataloader
+from ganstyle.data.images import DatasetError, load_rgb
+from ganstyle.data.transforms import ImageTransform
 
 IMAGE_FOLDER_LAYOUT = (
     "An image-folder dataset is one folder of images (a collection of artworks, photos of one kind), "
@@ -33,22 +40,23 @@ IMAGE_FOLDER_LAYOUT = (
 )
 
 
-class ImageFolderDataset(Dataset):
+class ImageFolderDataset(AugmentedDataset):
     """The images at ``paths``, each transformed on its own (random crop and flip when training)."""
 
     def __init__(self, paths: Sequence[Path], transform: ImageTransform, seed: int = 0) -> None:
         if not paths:
             raise ValueError("ImageFolderDataset needs at least one image.")
+        super().__init__(seed)
         self.paths = list(paths)
         self.transform = transform
-        self.random = AugmentationRandom(seed)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         path = self.paths[index]
-        return {"image": self.transform(load_rgb(path), self.random.generator()), "image_path": str(path)}
+        generator = self.random.generator(index)
+        return {"image": self.transform(load_rgb(path), generator), "image_path": str(path)}
 
 
 def held_out_indices(count: int, held_out: int) -> list[int]:
@@ -59,7 +67,7 @@ def held_out_indices(count: int, held_out: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, count - 1, held_out).round()})
 
 
-class ImageFolderDataModule(L.LightningDataModule):
+class ImageFolderDataModule(ImageDataModule):
     """Images of one folder for unconditional generation; see the module docstring for validation."""
 
     def __init__(
@@ -80,18 +88,15 @@ class ImageFolderDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be at least 1, got {batch_size}.")
+        check_batch_size(batch_size)
         if held_out < 0:
             raise ValueError(f"data.held_out must be 0 or more images, got {held_out}.")
-        self.train_transform = ImageTransform(preprocess, load_size, crop_size, flip, train=True)
-        self.eval_transform = ImageTransform(preprocess, load_size, crop_size, flip=False, train=False)
+        self.train_transform, self.eval_transform = image_transforms(preprocess, load_size, crop_size, flip)
         self.root = Path(root).expanduser()
         self.val_root = Path(val_root).expanduser() if val_root else None
-        self.train_dataset: ImageFolderDataset | None = None
-        self.val_dataset: ImageFolderDataset | None = None
 
     def setup(self, stage: str | None = None) -> None:
+        """Every stage splits the folder into training and validation images; test reuses validation."""
         if self.train_dataset is not None and self.val_dataset is not None:
             return
         hp = self.hparams
@@ -110,36 +115,13 @@ class ImageFolderDataModule(L.LightningDataModule):
             val_paths = [paths[index] for index in sorted(held)] or train_paths
         self.train_dataset = ImageFolderDataset(train_paths, self.train_transform, hp.seed)
         self.val_dataset = ImageFolderDataset(first(val_paths, hp.val_max_images), self.eval_transform)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.setup() must run before its dataloaders are requested."
-            )
-        hp = self.hparams
-        return make_dataloader(dataset, hp.batch_size, shuffle, hp.num_workers, hp.pin_memory, hp.seed)
+        self.test_dataset = self.val_dataset
 
     def _scan(self, folder: Path, name: str) -> list[Path]:
-        hp = self.hparams
-        # Only preprocess=crop cuts crop_size from the image as it is; the other modes resize first.
-        min_size = hp.crop_size if hp.preprocess == "crop" else None
-        sizes = scan_image_folder(
-            folder, name, min_size=min_size, skip_bad=hp.skip_bad_images, expected=IMAGE_FOLDER_LAYOUT
-        )
-        check_batchable(sizes, self.train_transform, hp.batch_size, folder.name)
-        return list(sizes)
+        return list(self._scan_images(folder, name, IMAGE_FOLDER_LAYOUT, self.train_transform, folder.name))
 
 
-class EmbeddedArtworksDataModule(ImageFolderDataModule):
+class EmbeddedArtworksDataModule(BuiltOnFirstUse, ImageFolderDataModule):
     """The embedded dataset's renderings as an image collection: ``trainB`` to learn, ``testB`` held out.
 
     ``cache_dir``/``image_size``/``n_train``/``n_test``/``dataset_seed`` are
@@ -165,34 +147,17 @@ class EmbeddedArtworksDataModule(ImageFolderDataModule):
         seed: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        dataset = (
-            Path(cache_dir).expanduser()
-            if cache_dir
-            else default_cache_dir(image_size, n_train, n_test, dataset_seed)
-        )
+        dataset = cache_folder(cache_dir, default_cache_dir(image_size, n_train, n_test, dataset_seed))
         super().__init__(
-            root=str(dataset / "trainB"),
-            val_root=str(dataset / "testB"),
-            held_out=0,
-            load_size=load_size,
-            crop_size=crop_size,
-            preprocess=preprocess,
-            flip=flip,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            val_max_images=val_max_images,
-            skip_bad_images=skip_bad_images,
-            seed=seed,
-            pin_memory=pin_memory,
+            **forwarded(
+                ImageFolderDataModule,
+                locals(),
+                root=str(dataset / "trainB"),
+                val_root=str(dataset / "testB"),
+                held_out=0,
+            )
         )
         self.dataset_dir = dataset
-
-    def prepare_data(self) -> None:
-        self._materialize()
-
-    def setup(self, stage: str | None = None) -> None:
-        self._materialize()  # a no-op check when prepare_data (or another process) built it
-        super().setup(stage)
 
     def _materialize(self) -> Path:
         hp = self.hparams

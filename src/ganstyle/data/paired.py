@@ -18,13 +18,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
 
+from ganstyle.data.base import (
+    AugmentedDataset,
+    ImageDataModule,
+    check_batch_size,
+    first,
+    image_transforms,
+    require_folder,
+)
 from ganstyle.data.images import DatasetError, Size, list_images, load_rgb, scan_image_folder
-from ganstyle.data.transforms import AugmentationRandom, ImageTransform, check_batchable
-from ganstyle.data.unpaired import first, make_dataloader, match_by_stem
+from ganstyle.data.transforms import ImageTransform, check_batchable
+from ganstyle.data.unpaired import match_by_stem
 
 DIRECTIONS = ("AtoB", "BtoA")
 LAYOUTS = ("auto", "aligned", "folders")
@@ -35,7 +41,7 @@ PAIRED_LAYOUT = (
 )
 
 
-class PairedImageDataset(Dataset):
+class PairedImageDataset(AugmentedDataset):
     """(A, B) pairs: ``(path_ab, None)`` is one side-by-side image, ``(path_a, path_b)`` two files."""
 
     def __init__(
@@ -47,10 +53,10 @@ class PairedImageDataset(Dataset):
     ) -> None:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}.")
+        super().__init__(seed)
         self.pairs = list(pairs)
         self.transform = transform
         self.direction = direction
-        self.random = AugmentationRandom(seed)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -65,13 +71,13 @@ class PairedImageDataset(Dataset):
             path_b = path_a
         else:
             image_a, image_b = load_rgb(path_a), load_rgb(path_b)
-        tensor_a, tensor_b = self.transform.apply_same([image_a, image_b], self.random.generator())
+        tensor_a, tensor_b = self.transform.apply_same([image_a, image_b], self.random.generator(index))
         if self.direction == "BtoA":
             tensor_a, tensor_b, path_a, path_b = tensor_b, tensor_a, path_b, path_a
         return {"A": tensor_a, "B": tensor_b, "A_path": str(path_a), "B_path": str(path_b)}
 
 
-class PairedDataModule(L.LightningDataModule):
+class PairedDataModule(ImageDataModule):
     """pix2pix data from an aligned (side-by-side) or two-folder dataset; see the module docstring.
 
     Validation takes the first ``val_max_images`` pairs of ``val`` (else ``test``) with the
@@ -101,49 +107,27 @@ class PairedDataModule(L.LightningDataModule):
             raise ValueError(f"data.direction must be AtoB or BtoA, got {direction!r}.")
         if layout not in LAYOUTS:
             raise ValueError(f"data.layout must be one of {', '.join(LAYOUTS)}, got {layout!r}.")
-        self.train_transform = ImageTransform(preprocess, load_size, crop_size, flip, train=True)
-        self.eval_transform = ImageTransform(preprocess, load_size, crop_size, flip=False, train=False)
+        check_batch_size(batch_size)
+        self.train_transform, self.eval_transform = image_transforms(preprocess, load_size, crop_size, flip)
         self.root = Path(root).expanduser()
         self.layout: str | None = None  # resolved at setup
-        self.train_dataset: PairedImageDataset | None = None
-        self.val_dataset: PairedImageDataset | None = None
-        self.test_dataset: PairedImageDataset | None = None
 
-    def setup(self, stage: str | None = None) -> None:
+    def _resolve_dataset(self) -> None:
         self.layout = self._detect_layout()
+
+    def _train_dataset(self) -> PairedImageDataset:
         hp = self.hparams
-        if stage in (None, "fit") and self.train_dataset is None:
-            pairs = self._pairs("train")
-            self.train_dataset = PairedImageDataset(pairs, self.train_transform, hp.direction, hp.seed)
-        if stage in (None, "fit", "validate") and self.val_dataset is None:
-            pairs = first(self._pairs(self._held_out(("val", "test"))), hp.val_max_images)
-            self.val_dataset = PairedImageDataset(pairs, self.eval_transform, hp.direction)
-        if stage in (None, "test", "predict") and self.test_dataset is None:
-            pairs = first(self._pairs(self._held_out(("test", "val"))), hp.test_max_images)
-            self.test_dataset = PairedImageDataset(pairs, self.eval_transform, hp.direction)
+        return PairedImageDataset(self._pairs("train"), self.train_transform, hp.direction, hp.seed)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False)
-
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.setup() must run before its dataloaders are requested."
-            )
-        hp = self.hparams
-        return make_dataloader(dataset, hp.batch_size, shuffle, hp.num_workers, hp.pin_memory, hp.seed)
+    def _held_out_dataset(self, split: str, limit: int | None) -> PairedImageDataset:
+        # Either of val/ and test/ stands in for the other when only one exists.
+        splits = ("val", "test") if split == "val" else ("test", "val")
+        pairs = first(self._pairs(self._held_out(splits)), limit)
+        return PairedImageDataset(pairs, self.eval_transform, self.hparams.direction)
 
     def _detect_layout(self) -> str:
         root = self.root
-        if not root.is_dir():
-            state = "is not a folder" if root.exists() else "does not exist"
-            raise DatasetError(f"The dataset root {root} {state}. {PAIRED_LAYOUT}")
+        require_folder(root, "dataset root", PAIRED_LAYOUT)
         aligned = (root / "train").is_dir()
         folders = (root / "trainA").is_dir() and (root / "trainB").is_dir()
         layout = self.hparams.layout
@@ -172,8 +156,7 @@ class PairedDataModule(L.LightningDataModule):
 
     def _pairs(self, split: str) -> list[tuple[Path, Path | None]]:
         hp = self.hparams
-        # Only preprocess=crop cuts crop_size from the image as it is; the other modes resize first.
-        min_side = hp.crop_size if hp.preprocess == "crop" else 0
+        min_side = self.min_image_size or 0
         if self.layout == "aligned":
 
             def side_by_side(size: Size) -> str | None:

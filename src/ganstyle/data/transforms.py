@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import get_worker_info
 
 from ganstyle.data.images import DatasetError, Size
 
@@ -200,36 +199,3 @@ def check_batchable(
             f"data.batch_size={batch_size}. Set data.batch_size=1, or use a cropping mode such as "
             "data.preprocess=resize_and_crop."
         )
-
-
-class AugmentationRandom:
-    """The random source for crops, flips and random picks of a dataset, reproducible from ``seed``.
-
-    In the main process (``num_workers=0``) it is seeded from ``seed``; in a DataLoader worker from
-    the worker's seed, which derives from the loader's generator (seeded from ``seed`` by
-    :func:`ganstyle.data.unpaired.make_dataloader`) and so differs per worker and per epoch. The
-    distributed rank is mixed in so ranks do not draw identical crops. The model's own randomness
-    (initialisation, dropout) stays on torch's global generator.
-    """
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
-        self._key: tuple[bool, int, int] | None = None
-        self._generator: torch.Generator | None = None
-
-    def __getstate__(self) -> dict:
-        return {"seed": self.seed, "_key": None, "_generator": None}  # workers start their own
-
-    def generator(self) -> torch.Generator:
-        info = get_worker_info()
-        base = info.seed if info is not None else self.seed
-        rank = (
-            torch.distributed.get_rank()
-            if torch.distributed.is_available() and torch.distributed.is_initialized()
-            else 0
-        )
-        key = (info is not None, base, rank)
-        if self._generator is None or key != self._key:
-            self._key = key
-            self._generator = torch.Generator().manual_seed((base + 1_000_003 * rank) % 2**63)
-        return self._generator

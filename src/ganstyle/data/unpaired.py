@@ -17,12 +17,18 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from ganstyle.data.images import DatasetError, DatasetWarning, Size, load_rgb, scan_image_folder
-from ganstyle.data.transforms import AugmentationRandom, ImageTransform, check_batchable
+from ganstyle.data.base import (
+    AugmentedDataset,
+    ImageDataModule,
+    check_batch_size,
+    first,
+    image_transforms,
+    require_folder,
+)
+from ganstyle.data.images import DatasetError, DatasetWarning, Size, load_rgb
+from ganstyle.data.transforms import ImageTransform
 
 UNPAIRED_LAYOUT = (
     "An unpaired dataset root must hold the folders trainA/, trainB/, testA/ and testB/ of images (the "
@@ -31,12 +37,13 @@ UNPAIRED_LAYOUT = (
 )
 
 
-class UnpairedImageDataset(Dataset):
+class UnpairedImageDataset(AugmentedDataset):
     """Pairs every A image with a B image drawn independently, as the reference ``UnalignedDataset``.
 
     An epoch is max(|A|, |B|) samples: sample i takes A image i % |A| and a uniformly random B image
     (B image i % |B| with ``serial_batches``). ``targets`` (optional, aligned with ``paths_a``) are
-    ground-truth B images of the A images, returned as ``"B_target"`` with A's crop and flip.
+    ground-truth B images of the A images, returned as ``"B_target"`` with A's crop and flip. The
+    random B pick, crops and flips of sample i follow ``seed`` and the epoch (see :class:`~ganstyle.data.base.EpochRandom`).
     """
 
     def __init__(
@@ -52,18 +59,18 @@ class UnpairedImageDataset(Dataset):
             raise ValueError("UnpairedImageDataset needs at least one A and one B image.")
         if targets is not None and len(targets) != len(paths_a):
             raise ValueError(f"{len(targets)} targets for {len(paths_a)} A images: they must align.")
+        super().__init__(seed)
         self.paths_a = list(paths_a)
         self.paths_b = list(paths_b)
         self.transform = transform
         self.serial_batches = serial_batches
         self.targets = list(targets) if targets is not None else None
-        self.random = AugmentationRandom(seed)
 
     def __len__(self) -> int:
         return max(len(self.paths_a), len(self.paths_b))
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        generator = self.random.generator()
+        generator = self.random.generator(index)
         index_a = index % len(self.paths_a)
         if self.serial_batches:
             index_b = index % len(self.paths_b)
@@ -78,31 +85,6 @@ class UnpairedImageDataset(Dataset):
             sample["A"], sample["B_target"] = self.transform.apply_same(images, generator)
         sample["B"] = self.transform(load_rgb(path_b), generator)
         return sample
-
-
-def make_dataloader(
-    dataset: Dataset,
-    batch_size: int,
-    shuffle: bool,
-    num_workers: int = 0,
-    pin_memory: bool = False,
-    seed: int = 0,
-) -> DataLoader:
-    """A DataLoader whose order and worker seeds follow ``seed``; workers persist across epochs."""
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        num_workers=num_workers,
-        pin_memory=pin_memory,
-        persistent_workers=num_workers > 0,  # re-forking workers every epoch costs seconds on CPU
-        generator=torch.Generator().manual_seed(seed),
-    )
-
-
-def first(paths: Sequence[Path], limit: int | None) -> list[Path]:
-    """The first ``limit`` paths (all of them when limit is None)."""
-    return list(paths) if limit is None else list(paths)[: max(0, limit)]
 
 
 def match_by_stem(
@@ -132,7 +114,7 @@ def match_by_stem(
     return matches
 
 
-class UnpairedDataModule(L.LightningDataModule):
+class UnpairedDataModule(ImageDataModule):
     """Unpaired A/B images from ``root/trainA``, ``trainB``, ``testA``, ``testB`` (see module docstring).
 
     Validation takes the first ``val_max_images`` of testA and of testB with the deterministic (centre
@@ -158,69 +140,39 @@ class UnpairedDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be at least 1, got {batch_size}.")
-        # Built now so that a bad size or mode fails when the config is instantiated.
-        self.train_transform = ImageTransform(preprocess, load_size, crop_size, flip, train=True)
-        self.eval_transform = ImageTransform(preprocess, load_size, crop_size, flip=False, train=False)
+        check_batch_size(batch_size)
+        self.train_transform, self.eval_transform = image_transforms(preprocess, load_size, crop_size, flip)
         self.root = Path(root).expanduser()
         self._scans: dict[str, dict[Path, Size]] = {}
-        self.train_dataset: UnpairedImageDataset | None = None
-        self.val_dataset: UnpairedImageDataset | None = None
-        self.test_dataset: UnpairedImageDataset | None = None
 
-    def setup(self, stage: str | None = None) -> None:
-        if not self.root.is_dir():
-            raise DatasetError(
-                f"The dataset root {self.root} "
-                f"{'is not a folder' if self.root.exists() else 'does not exist'}. {UNPAIRED_LAYOUT}"
-            )
+    @property
+    def shuffle_train(self) -> bool:
+        return not self.hparams.serial_batches
+
+    def _resolve_dataset(self) -> None:
+        require_folder(self.root, "dataset root", UNPAIRED_LAYOUT)
+
+    def _train_dataset(self) -> UnpairedImageDataset:
         hp = self.hparams
-        if stage in (None, "fit") and self.train_dataset is None:
-            paths_a, paths_b = self._scan("trainA"), self._scan("trainB")
-            self.train_dataset = UnpairedImageDataset(
-                paths_a, paths_b, self.train_transform, serial_batches=hp.serial_batches, seed=hp.seed
-            )
-        if stage in (None, "fit", "validate") and self.val_dataset is None:
-            self.val_dataset = self._held_out_dataset(hp.val_max_images)
-        if stage in (None, "test", "predict") and self.test_dataset is None:
-            self.test_dataset = self._held_out_dataset(hp.test_max_images)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=not self.hparams.serial_batches)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_dataset, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_dataset, shuffle=False)
-
-    def _loader(self, dataset: Dataset | None, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.setup() must run before its dataloaders are requested."
-            )
-        hp = self.hparams
-        return make_dataloader(dataset, hp.batch_size, shuffle, hp.num_workers, hp.pin_memory, hp.seed)
+        paths_a, paths_b = self._scan("trainA"), self._scan("trainB")
+        return UnpairedImageDataset(
+            paths_a, paths_b, self.train_transform, serial_batches=hp.serial_batches, seed=hp.seed
+        )
 
     def _scan(self, folder: str) -> list[Path]:
         """Check ``root/folder`` once (cached across stages) and return its usable images."""
         if folder not in self._scans:
-            hp = self.hparams
-            # Only preprocess=crop cuts crop_size from the image as it is; the other modes resize first.
-            min_size = hp.crop_size if hp.preprocess == "crop" else None
-            sizes = scan_image_folder(
+            self._scans[folder] = self._scan_images(
                 self.root / folder,
                 _FOLDER_NAMES.get(folder, folder),
-                min_size=min_size,
-                skip_bad=hp.skip_bad_images,
-                expected=_nested_hint(self.root, folder) + UNPAIRED_LAYOUT,
+                _nested_hint(self.root, folder) + UNPAIRED_LAYOUT,
+                self.train_transform,
+                folder,
             )
-            check_batchable(sizes, self.train_transform, hp.batch_size, folder)
-            self._scans[folder] = sizes
         return list(self._scans[folder])
 
-    def _held_out_dataset(self, limit: int | None) -> UnpairedImageDataset:
+    def _held_out_dataset(self, split: str, limit: int | None) -> UnpairedImageDataset:
+        # testA/testB serve validation and test alike.
         paths_a = first(self._scan("testA"), limit)
         paths_b = first(self._scan("testB"), limit)
         targets = None

@@ -318,12 +318,12 @@ class AdaIN(GANModule):
             self.manual_backward(loss)
             optimizer.step()
         size = batch["content"].shape[0]
-        self.log_dict(
-            {"train/loss_content": terms["content"].detach(), "train/loss_style": terms["style"].detach()},
-            batch_size=size,
-        )
-        self.log_dict({"train/loss": loss.detach(), "train/lr": lr}, batch_size=size)
-        self.log("loss", loss.detach(), prog_bar=True, logger=False, batch_size=size)
+        logged = {
+            "train/loss_content": terms["content"].detach(),
+            "train/loss_style": terms["style"].detach(),
+        }
+        logged.update({"train/loss": loss.detach(), "train/lr": lr})
+        self.log_training_values(logged, size, progress_bar={"loss": loss.detach()})
 
     def make_optimizers(self):
         return [self.build_optimizer(self.decoder.parameters())]

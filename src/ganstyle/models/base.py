@@ -28,6 +28,7 @@ from torch import nn
 
 from ganstyle.config import ConfigError, LossConfig, validate_loss_config
 from ganstyle.distributed import find_unused_parameters_for_gans
+from ganstyle.loggers import writes_logs_this_step
 from ganstyle.models.validation_metrics import ValidationMetricsMixin
 from ganstyle.performance import prepare_networks
 from ganstyle.resuming import restore_rng_states, rng_states
@@ -166,6 +167,26 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
     def log_dict(self, dictionary: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("sync_dist", self._logs_per_epoch(kwargs.get("on_epoch")))
         super().log_dict(dictionary, *args, **kwargs)
+
+    def log_training_values(
+        self,
+        values: Mapping[str, Any],
+        batch_size: int,
+        progress_bar: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Log a training step's ``values`` (and ``progress_bar`` entries, shown but not logged).
+
+        Only on the steps the loggers write (every ``trainer.log_every_n_steps``, and the last): a
+        ``self.log`` call costs about half a millisecond of Lightning bookkeeping, which for ten
+        values was 4-13% of a small model's CPU step, and Lightning drops per-step values from the
+        other steps anyway. ``trainer.callback_metrics`` and the progress bar therefore hold the
+        latest written step. Without loggers (tests, ``logger=none``) every step is logged.
+        """
+        if self._trainer is not None and self.trainer.loggers and not writes_logs_this_step(self.trainer):
+            return
+        self.log_dict(dict(values), batch_size=batch_size)
+        if progress_bar:
+            self.log_dict(dict(progress_bar), prog_bar=True, logger=False, batch_size=batch_size)
 
     def _logs_per_epoch(self, on_epoch: bool | None) -> bool:
         if on_epoch is not None:

@@ -148,13 +148,8 @@ class CycleGAN(GANModule):
                 "train/loss_D_B": loss_D_B.detach(),
             }
         )
-        self.log_dict(logged, batch_size=real_A.shape[0])
-        self.log_dict(
-            {"loss_G": loss_G.detach(), "loss_D": (loss_D_A + loss_D_B).detach()},
-            prog_bar=True,
-            logger=False,
-            batch_size=real_A.shape[0],
-        )
+        progress = {"loss_G": loss_G.detach(), "loss_D": (loss_D_A + loss_D_B).detach()}
+        self.log_training_values(logged, real_A.shape[0], progress_bar=progress)
 
     def discriminator_loss(self, discriminator, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """(L(D(real), real) + L(D(fake), fake)) / 2; halved as in the reference so D learns slower

@@ -138,6 +138,7 @@ class DCGAN(GANModule):
         # show the same z as during training.
         self.register_buffer("fixed_noise", torch.randn(num_fixed_samples, self.latent_dim, generator=noise))
         self.critic_steps_since_generator_step = 0  # saved in checkpoints: resuming keeps the rhythm
+        self.latest_loss_G: torch.Tensor | None = None  # the last generator step's loss, for logging
 
     @classmethod
     def check_loss_config(cls, loss: dict[str, Any]) -> None:
@@ -187,7 +188,7 @@ class DCGAN(GANModule):
         if self.hparams.loss["gan_mode"] == "wgangp":
             # The critic's estimate of the Wasserstein distance: Gulrajani et al.'s training curve.
             logged["train/wasserstein_estimate"] = -(terms["loss_D_real"] + terms["loss_D_fake"]).detach()
-        totals = {"train/loss_D": loss_D.detach()}  # shown in the progress bar too, logged once
+        logged["train/loss_D"] = loss_D.detach()
 
         # 2. Generator step after every n_critic critic steps, on a new noise batch.
         if self.critic_steps_since_generator_step >= self.hparams.n_critic:
@@ -199,9 +200,15 @@ class DCGAN(GANModule):
                     self.manual_backward(loss_G)
                     opt_G.step()
             self.critic_steps_since_generator_step = 0
-            totals["train/loss_G"] = loss_G.detach()
-        self.log_dict(logged, batch_size=size)
-        self.log_dict(totals, prog_bar=True, batch_size=size)
+            self.latest_loss_G = loss_G.detach()
+        # With n_critic > 1 most steps have no G loss: the latest one is logged, so every written
+        # step (every trainer.log_every_n_steps) has it.
+        if self.latest_loss_G is not None:
+            logged["train/loss_G"] = self.latest_loss_G
+        progress = {
+            name: logged[f"train/{name}"] for name in ("loss_D", "loss_G") if f"train/{name}" in logged
+        }
+        self.log_training_values(logged, size, progress_bar=progress)
 
     def critic_terms(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
         """L(D(x), real) + L(D(G(z)), fake), summed as in both papers; with gan_mode=wgangp also

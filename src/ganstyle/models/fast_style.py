@@ -261,8 +261,7 @@ class FastStyleTransfer(GANModule):
                     self.manual_backward(loss_D)
                     opt_D.step()
             logged["train/loss_D"] = loss_D.detach()
-        self.log_dict(logged, batch_size=content.shape[0])
-        self.log("loss_G", loss_G.detach(), prog_bar=True, logger=False, batch_size=content.shape[0])
+        self.log_training_values(logged, content.shape[0], progress_bar={"loss_G": loss_G.detach()})
 
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """(L(D(style crops), real) + L(D(stylised), fake)) / 2, plus the gradient penalty for wgangp."""

@@ -259,8 +259,7 @@ class GatysStyleTransfer(GANModule):
         terms = evaluated[0]  # at the image the step started from
         logged = {f"train/loss_{name}": value for name, value in terms.items()}
         logged["train/loss"] = sum(terms.values())
-        self.log_dict(logged, batch_size=1)
-        self.log("loss", logged["train/loss"], prog_bar=True, logger=False, batch_size=1)
+        self.log_training_values(logged, 1, progress_bar={"loss": logged["train/loss"]})
 
     def make_optimizers(self):
         return [build(self.hparams.optimizers[self.hparams.optimizer])([self.image])]

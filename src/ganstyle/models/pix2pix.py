@@ -180,13 +180,10 @@ class Pix2Pix(GANModule):
                 self.manual_backward(loss_G)
                 opt_G.step()
 
-        size = real_A.shape[0]
-        # Each log call costs about half a millisecond, so the totals go to the progress bar under
-        # their logged names rather than being logged twice.
-        terms = {f"train/{name}": value.detach() for name, value in {**terms_G, **terms_D}.items()}
-        self.log_dict(terms, batch_size=size)
-        totals = {"train/loss_G": loss_G.detach(), "train/loss_D": loss_D.detach()}
-        self.log_dict(totals, prog_bar=True, batch_size=size)
+        logged = {f"train/{name}": value.detach() for name, value in {**terms_G, **terms_D}.items()}
+        logged.update({"train/loss_G": loss_G.detach(), "train/loss_D": loss_D.detach()})
+        progress = {"loss_G": logged["train/loss_G"], "loss_D": logged["train/loss_D"]}
+        self.log_training_values(logged, real_A.shape[0], progress_bar=progress)
 
     def discriminator_terms(
         self, real_A: torch.Tensor, real_B: torch.Tensor, fake_B: torch.Tensor
