@@ -120,7 +120,7 @@ def main() -> None:
         samples_file = scratch / "samples.json"
         overrides = [
             "model.generator.ngf=8",
-            "model.generator.n_blocks=1",
+            "model.generator.netG=resnet_1blocks",
             "model.discriminator.ndf=8",
             f"data.n_train={BATCHES_PER_EPOCH}",
             "data.n_test=4",

@@ -73,7 +73,7 @@ TINY_CYCLEGAN_RUN = (
     "data.n_train=8",
     "data.n_test=4",
     "model.generator.ngf=8",
-    "model.generator.n_blocks=1",
+    "model.generator.netG=resnet_1blocks",
     "model.discriminator.ndf=8",
     "logger=csv",
 )

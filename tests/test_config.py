@@ -42,13 +42,13 @@ def test_default_run_is_cyclegan_quickstart_on_embedded_data(compose_config):
     cfg = compose_config()
     assert cfg.model._target_ == "ganstyle.models.cyclegan.CycleGAN"
     assert cfg.data._target_ == "ganstyle.data.embedded.EmbeddedDataModule"
-    assert cfg.model.generator.ngf == 32 and cfg.model.generator.n_blocks == 6
+    assert cfg.model.generator.ngf == 32 and cfg.model.generator.netG == "unet_64"
     assert cfg.loss.cycle_weight == 10.0 and cfg.loss.identity_weight == 0.5
 
 
 def test_experiment_null_keeps_the_reference_sizes(compose_config):
     cfg = compose_config("experiment=null")
-    assert cfg.model.generator.ngf == 64 and cfg.model.generator.n_blocks == 9
+    assert cfg.model.generator.ngf == 64 and cfg.model.generator.netG == "resnet_9blocks"
     assert cfg.model.discriminator.ndf == 64 and cfg.model.pool_size == 50
     assert cfg.model.optimizer.lr == pytest.approx(2e-4) and list(cfg.model.optimizer.betas) == [0.5, 0.999]
     assert cfg.scheduler.n_epochs == 100 and cfg.scheduler.n_epochs_decay == 100

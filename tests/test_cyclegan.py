@@ -14,7 +14,7 @@ from ganstyle.utils.schedulers import linear_decay
 
 TINY = (
     "model.generator.ngf=8",
-    "model.generator.n_blocks=1",
+    "model.generator.netG=resnet_1blocks",
     "model.discriminator.ndf=8",
     "data.n_train=6",
     "data.n_test=4",

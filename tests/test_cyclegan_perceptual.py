@@ -9,7 +9,7 @@ from ganstyle.weights import WeightsNotFoundError
 
 TINY = (
     "model.generator.ngf=8",
-    "model.generator.n_blocks=1",
+    "model.generator.netG=resnet_1blocks",
     "model.discriminator.ndf=8",
     "data.n_train=3",
     "data.n_test=4",

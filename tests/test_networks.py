@@ -18,6 +18,7 @@ from ganstyle.networks import (
     UnetSkipConnectionBlock,
     adaptive_instance_norm,
     calc_mean_std,
+    define_generator,
     get_norm_layer,
     init_weights,
     uses_bias,
@@ -330,3 +331,24 @@ def test_bad_arguments_raise_one_paragraph_value_error_naming_the_problem(build,
 def test_adain_rejects_mismatched_features_with_clear_error(content, style):
     with pytest.raises(ValueError, match="adaptive_instance_norm"):
         adaptive_instance_norm(content, style)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("resnet_9blocks", lambda: ResnetGenerator(n_blocks=9, ngf=8)),
+        ("resnet_1blocks", lambda: ResnetGenerator(n_blocks=1, ngf=8)),
+        ("unet_256", lambda: UnetGenerator(num_downs=8, ngf=8, norm="instance", use_dropout=False)),
+        ("unet_64", lambda: UnetGenerator(num_downs=6, ngf=8, norm="instance", use_dropout=False)),
+    ],
+)
+def test_define_generator_builds_the_reference_netG_names(name, expected):
+    built, reference = define_generator(name, ngf=8), expected()
+    assert type(built) is type(reference)
+    assert [tuple(p.shape) for p in built.parameters()] == [tuple(p.shape) for p in reference.parameters()]
+
+
+@pytest.mark.parametrize("name", ["unet_48", "unet_16", "resnet", "resnet_blocks", "vgg"])
+def test_define_generator_refuses_unknown_names_with_the_allowed_patterns(name):
+    with pytest.raises(ValueError, match=r"resnet_<n>blocks .* unet_<size>"):
+        define_generator(name)

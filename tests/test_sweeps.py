@@ -28,7 +28,7 @@ from ganstyle.training import train
 ROOT = Path(__file__).resolve().parents[1]
 TINY = (
     "model.generator.ngf=8",
-    "model.generator.n_blocks=1",
+    "model.generator.netG=resnet_1blocks",
     "model.discriminator.ndf=8",
     "data.n_train=8",
     "data.n_test=4",

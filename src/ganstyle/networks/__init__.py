@@ -7,6 +7,7 @@ or a checkpoint's saved hyperparameters can rebuild it. Images enter in [-1, 1].
 from ganstyle.networks.adain import AdainDecoder, adaptive_instance_norm, calc_mean_std
 from ganstyle.networks.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganstyle.networks.discriminators import NLayerDiscriminator, PixelDiscriminator
+from ganstyle.networks.factory import define_generator
 from ganstyle.networks.init import INIT_TYPES, init_weights
 from ganstyle.networks.norm import NORM_TYPES, get_norm_layer, uses_bias
 from ganstyle.networks.resnet_generator import ResnetBlock, ResnetGenerator
@@ -28,6 +29,7 @@ __all__ = [
     "UnetSkipConnectionBlock",
     "adaptive_instance_norm",
     "calc_mean_std",
+    "define_generator",
     "get_norm_layer",
     "init_weights",
     "uses_bias",
