@@ -1,15 +1,17 @@
 """What the style models cost over plain PyTorch: fast neural style (with and without the critic), Gatys
 optimisation and AdaIN training steps.
 
-    python -m benchmarks.bench_models_style                     # CPU defaults: 32 and 64 px, under 2 minutes
+    python -m benchmarks.bench_models_style                     # CPU defaults: 32 and 64 px, about 4 minutes
     python -m benchmarks.bench_models_style --sizes 128 256 --steps 20 --device cuda
 
 For each model at two sizes, the same networks (VGG with random weights: speed does not depend on the
 values), losses and optimiser settings run on one synthetic batch repeated, once through ``Trainer.fit``
 on the ganstyle LightningModule and once in a loop written out here (the losses too, from the papers'
 equations). Reported: images per second (content images per step over the fastest timed step after
-the warm-up steps: other processes can only slow a step down), the Lightning/plain time ratio (the
-framework's overhead: hooks, logging, optimiser toggling, the NaN guard; target under 1.05) and peak
+the warm-up steps, best of ``--rounds``: other processes can only slow a step down), the
+Lightning/plain time ratio as the median over rounds of each round's ratio (the framework's
+overhead: hooks, logging on the steps the logger writes, optimiser toggling, the NaN guard; target
+under 1.05) and peak
 memory during the steps above what the built model holds (CUDA: peak allocated; CPU: peak resident
 memory, each run in a forked process of its own).
 """
@@ -295,12 +297,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", nargs=2, type=int, default=[32, 64], help="two image sides (px)")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per run")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (at least 1)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating plain/Lightning process pairs")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
-    if args.warmup < 1 or args.steps < 1:
-        parser.error("--warmup and --steps must be at least 1")
+    if args.warmup < 1 or args.steps < 1 or args.rounds < 1:
+        parser.error("--warmup, --steps and --rounds must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     import lightning.pytorch  # noqa: F401  (imported before the levels are set: its import sets them)
@@ -315,11 +318,22 @@ def main(argv: list[str] | None = None) -> None:
     )
     for name in args.models:
         for size in args.sizes:
-            torch.manual_seed(0)
-            plain = in_own_process(time_plain, name, size, args, device)
-            torch.manual_seed(0)
-            framework = in_own_process(time_lightning, name, size, args, device)
-            ratio = framework["seconds"] / plain["seconds"]
+            # Alternating rounds, each a plain and a Lightning process back to back: the ratio is the
+            # median of the rounds' ratios (the machine's drift cancels within a round), the
+            # throughput and memory those of the best round.
+            plain, framework, ratios = None, None, []
+            for round_index in range(args.rounds):
+                timed = {}
+                runners = (("plain", time_plain), ("lightning", time_lightning))
+                for runner, timer in runners if round_index % 2 == 0 else runners[::-1]:
+                    torch.manual_seed(0)
+                    timed[runner] = in_own_process(timer, name, size, args, device)
+                ratios.append(timed["lightning"]["seconds"] / timed["plain"]["seconds"])
+                if plain is None or timed["plain"]["seconds"] < plain["seconds"]:
+                    plain = timed["plain"]
+                if framework is None or timed["lightning"]["seconds"] < framework["seconds"]:
+                    framework = timed["lightning"]
+            ratio = statistics.median(ratios)
             row = {"model": name, "size": size, "batch": BATCH[name], "ratio": ratio}
             rows.append({**row, "plain": plain, "lightning": framework})
             print(
