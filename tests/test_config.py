@@ -128,3 +128,13 @@ def test_every_loss_config_declares_every_weight(compose_config):
     for option in options("loss"):
         cfg = compose_config(f"loss={option}")
         assert weights <= set(cfg.loss.keys()), option
+
+
+def test_a_quick_start_experiment_of_another_model_is_refused_before_anything_is_built(compose_config):
+    cfg = compose_config("experiment=gatys_quickstart")  # model stays cyclegan
+    with pytest.raises(
+        ConfigError, match=r"experiment=gatys_quickstart .* model=gatys.*python train.py model=gatys"
+    ):
+        validate_config(cfg)
+    validate_config(compose_config("model=gatys"))  # picks gatys_quickstart itself
+    validate_config(compose_config("experiment=wgangp_quickstart"))  # selects model=dcgan itself

@@ -221,12 +221,40 @@ def experiments() -> list[str]:
     return sorted(path.stem for path in (ROOT / "conf" / "experiment").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("experiment", experiments())
-def test_debug_smoke_limits_every_experiment_to_a_few_batches(compose_config, experiment):
-    cfg = compose_config(f"experiment={experiment}", "debug=smoke")
+def models() -> list[str]:
+    return sorted(path.stem for path in (ROOT / "conf" / "model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [f"model={name}" for name in models()]  # each model's quick start
+    + [f"experiment={name}" for name in experiments() if not name.endswith("_quickstart")],
+)
+def test_debug_smoke_limits_every_experiment_to_a_few_batches(compose_config, selection):
+    cfg = compose_config(selection, "debug=smoke")
     assert cfg.trainer.limit_train_batches == 2 and cfg.trainer.limit_val_batches == 1
-    assert cfg.trainer.max_epochs == 1 and cfg.data.test_max_images == 2
+    assert cfg.trainer.max_epochs == 1 and cfg.callbacks.translate_test_set.max_images == 2
     assert cfg.hydra.runtime.choices.logger == "none" and cfg.task_name == "debug"
+
+
+def test_every_model_quick_start_runs_under_debug_smoke_in_one_multirun(tmp_path):
+    # What `python train.py -m 'model=glob(*)' debug=smoke` promises: every model's default
+    # experiment on its embedded data trains, validates and writes its outputs.
+    sweep = tmp_path / "sweep"
+    result = run_train(
+        "-m",
+        "model=glob(*)",
+        "debug=smoke",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        cache=tmp_path / "cache",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (sweep / "failed_jobs.txt").exists()
+    jobs = sorted(path for path in sweep.iterdir() if path.is_dir() and path.name.isdigit())
+    assert len(jobs) == len(models())
+    for job in jobs:
+        assert (job / "checkpoints" / "last.ckpt").is_file(), job
 
 
 def test_debug_smoke_runs_an_experiment_in_process(compose_config, tmp_path):

@@ -130,12 +130,33 @@ def validate_model_config(model: DictConfig | dict[str, Any]) -> None:
 
 def validate_config(cfg: DictConfig) -> None:
     """All checks that need only the config; run before anything is instantiated."""
+    check_quick_start_matches_model(cfg)
     if cfg.get("loss") is not None:
         validate_loss_config(cfg.loss)
     if cfg.get("model") is not None:
         validate_model_config(cfg.model)
     if cfg.get("data") is not None:
         validate_data_config(cfg.data)
+
+
+def check_quick_start_matches_model(cfg: DictConfig) -> None:
+    """``experiment=<name>_quickstart`` holds values for model <name> only (``model=<name>`` picks it)."""
+    try:
+        choices = cfg.hydra.runtime.choices
+    except Exception:  # composed without Hydra's runtime node (tests, the Compose API)
+        return
+    experiment, model = choices.get("experiment"), choices.get("model")
+    if not experiment or not model or not str(experiment).endswith("_quickstart"):
+        return
+    owner = str(experiment).removesuffix("_quickstart")
+    owners = {"wgangp": "dcgan"}  # WGAN-GP is the DCGAN model with loss.gan_mode=wgangp
+    if owners.get(owner, owner) != model:
+        raise ConfigError(
+            f"experiment={experiment} holds the quick-start values of model={owners.get(owner, owner)}, but the "
+            f"configured model is {model}: its keys would land on the wrong networks and data. Run "
+            f"`python train.py model={owners.get(owner, owner)}` (each model picks its own quick start), or "
+            "choose a dataset experiment such as experiment=horse2zebra."
+        )
 
 
 def to_plain(value: Any) -> Any:
