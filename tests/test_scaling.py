@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import subprocess
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import hydra
 import lightning.pytorch as pl
 import pytest
 import torch
+from helpers import ROOT, one_thread, run_train  # noqa: F401  (one_thread: an autouse fixture)
 from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from lightning.pytorch.utilities import rank_zero_only
@@ -30,7 +29,6 @@ from ganstyle.loggers import make_wandb_logger
 from ganstyle.models.cyclegan import CycleGAN
 from ganstyle.training import train
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = (
     "model.generator.ngf=8",
     "model.generator.netG=resnet_1blocks",
@@ -57,32 +55,6 @@ UNION_BATCH = (
     "trainer.max_epochs=2",
 )
 NETWORKS = ("G_AB", "G_BA", "D_A", "D_B")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """In-process training here is tiny too: one intra-op thread, restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def run_train(*overrides: str, cwd: Path, cache: Path, timeout: int = 420) -> subprocess.CompletedProcess:
-    """`python train.py ...` as a user runs it, offline, from `cwd` (so stray files would show there)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "WANDB_DIR")}
-    # One thread per process: at these tiny sizes a second thread only adds waiting, and on a busy
-    # machine two spinning OpenMP threads per process slowed steps by orders of magnitude (measured).
-    env.update(WANDB_MODE="offline", WANDB_SILENT="true", GANSTYLE_CACHE=str(cache), TMPDIR=str(cwd))
-    env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def network_parameters(state_dict: dict[str, torch.Tensor], network: str) -> dict[str, torch.Tensor]:

@@ -4,15 +4,11 @@ Optuna searches that follow monitor.mode, and debug configs that fit every exper
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-import torch
 import yaml
+from helpers import ROOT, one_thread, run_train  # noqa: F401  (one_thread: an autouse fixture)
 from omegaconf import open_dict, read_write
 
 from ganstyle.config import ConfigError
@@ -25,7 +21,6 @@ from ganstyle.sweeps import (
 )
 from ganstyle.training import train
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = (
     "model.generator.ngf=8",
     "model.generator.netG=resnet_1blocks",
@@ -39,32 +34,6 @@ TINY = (
     "trainer.limit_val_batches=1",
     "callbacks.progress_bar=null",
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """In-process training here is tiny too: one intra-op thread, restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def run_train(*overrides: str, cwd: Path, cache: Path, timeout: int = 420) -> subprocess.CompletedProcess:
-    """`python train.py ...` as a user runs it, offline, from `cwd` (so stray files would show there)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "WANDB_DIR")}
-    # One thread per process: at these tiny sizes a second thread only adds waiting, and on a busy
-    # machine two spinning OpenMP threads per process slowed steps by orders of magnitude (measured).
-    env.update(WANDB_MODE="offline", WANDB_SILENT="true", GANSTYLE_CACHE=str(cache), TMPDIR=str(cwd))
-    env["OMP_NUM_THREADS"] = "1"
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *overrides],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @contextmanager
