@@ -1,8 +1,9 @@
 """What the Lightning models cost over plain PyTorch: pix2pix, DCGAN and WGAN-GP training steps.
 
-    python -m benchmarks.bench_models_pix2pix_dcgan                    # CPU defaults, under 2 minutes
+    python -m benchmarks.bench_models_pix2pix_dcgan                    # CPU defaults, about 3 minutes
     python -m benchmarks.bench_models_pix2pix_dcgan --timed 20 --rounds 3 --device cuda
     python -m benchmarks.bench_models_pix2pix_dcgan --variants pix2pix-64 wgangp-32 --threads 2
+    python -m benchmarks.bench_models_pix2pix_dcgan --control   # + the plain loop against itself
 
 For each model at two sizes, the same networks, losses and Adam settings train on one synthetic batch
 repeated, once through ``Trainer.fit`` on the ganstyle LightningModule and once in a hand-written loop
@@ -231,20 +232,22 @@ def run_variant(variant: str, args) -> dict[str, dict[str, float]]:
     cycle = getattr(initial.hparams, "n_critic", None) or 1
     if args.timed % cycle:
         raise SystemExit(f"--timed={args.timed} must be a multiple of {variant}'s n_critic={cycle}.")
+    # --control adds a second plain run per round: the same code timed against itself gives the
+    # ratio this machine reports for no difference at all (the noise floor of the overhead column).
+    runners = ("plain", "lightning", "plain_again") if args.control else ("plain", "lightning")
     results = {
-        runner: {"seconds": float("inf"), "cpu_seconds": float("inf"), "train_mb": 0.0}
-        for runner in ("plain", "lightning")
+        runner: {"seconds": float("inf"), "cpu_seconds": float("inf"), "train_mb": 0.0} for runner in runners
     }
     per_round: list[dict[str, tuple[float, float]]] = []
     for round_index in range(args.rounds):
-        order = ("plain", "lightning") if round_index % 2 == 0 else ("lightning", "plain")
+        order = runners if round_index % 2 == 0 else runners[::-1]
         per_round.append({})
         for runner in order:  # alternating, so neither always runs first (cold caches, load bursts)
             result = results[runner]
             model = copy.deepcopy(initial).train()
             reset_peak_memory(device)
             before = memory_mb(device)
-            if runner == "plain":
+            if runner in ("plain", "plain_again"):
                 stamps = plain_steps(model, batch, args.warmup + args.timed, sync)
             else:
                 accelerator = "gpu" if device.type == "cuda" else "cpu"
@@ -263,8 +266,9 @@ def run_variant(variant: str, args) -> dict[str, dict[str, float]]:
     # round are back to back, so the machine's drift (seen up to 20% between rounds on a shared VM)
     # cancels in the ratio, and the median ignores a round that a burst of load hit.
     for index, name in ((0, "ratio_wall"), (1, "ratio_cpu")):
-        ratios = [pair["lightning"][index] / pair["plain"][index] for pair in per_round]
-        results["lightning"][name] = statistics.median(ratios)
+        for runner in runners[1:]:
+            ratios = [pair[runner][index] / pair["plain"][index] for pair in per_round]
+            results[runner][name] = statistics.median(ratios)
     return results
 
 
@@ -273,6 +277,7 @@ def measure(variant: str, args) -> dict[str, dict[str, float]]:
     command = [sys.executable, "-m", "benchmarks.bench_models_pix2pix_dcgan", "--child", variant]
     command += ["--timed", str(args.timed), "--warmup", str(args.warmup), "--rounds", str(args.rounds)]
     command += ["--device", args.device] + (["--threads", str(args.threads)] if args.threads else [])
+    command += ["--control"] if args.control else []
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -288,6 +293,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2, help="batches before the timing starts")
     parser.add_argument("--rounds", type=int, default=6, help="alternating plain/Lightning runs")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--control", action="store_true", help="also time the plain loop against itself (the noise floor)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--child", metavar="VARIANT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -303,9 +311,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         "| variant | batch | Lightning img/s | plain img/s | Lightning / plain (wall) | (CPU time) "
-        "| train MB (Lightning) | train MB (plain) |"
+        "| train MB (Lightning) | train MB (plain) |" + (" plain / plain (wall) |" if args.control else "")
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    print(
+        "| --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if args.control else ""), flush=True
+    )
     for variant in args.variants:
         result = measure(variant, args)
         plain, framework = result["plain"], result["lightning"]
@@ -313,7 +323,8 @@ def main(argv: list[str] | None = None) -> None:
             f"| {variant} | {VARIANTS[variant][1]} | {framework['images_per_s']:.1f} "
             f"| {plain['images_per_s']:.1f} | {framework['ratio_wall']:.3f} "
             f"| {framework['ratio_cpu']:.3f} "
-            f"| {framework['train_mb']:.0f} | {plain['train_mb']:.0f} |",
+            f"| {framework['train_mb']:.0f} | {plain['train_mb']:.0f} |"
+            + (f" {result['plain_again']['ratio_wall']:.3f} |" if args.control else ""),
             flush=True,
         )
     print(
