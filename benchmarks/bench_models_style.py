@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=4, help="timed steps per run")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first (at least 1)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating plain/Lightning process pairs")
+    parser.add_argument(
+        "--control", action="store_true", help="also time the plain loop against itself (the noise floor)"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write the results to this file")
@@ -314,31 +317,38 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     print(
         f"{'model':<15} {'size':>5} {'batch':>5} {'plain img/s':>12} {'lightning img/s':>16} {'ratio':>6} "
-        f"{'plain MB':>9} {'lightning MB':>13}"
+        f"{'plain MB':>9} {'lightning MB':>13}" + (f" {'control':>8}" if args.control else "")
     )
     for name in args.models:
         for size in args.sizes:
             # Alternating rounds, each a plain and a Lightning process back to back: the ratio is the
             # median of the rounds' ratios (the machine's drift cancels within a round), the
             # throughput and memory those of the best round.
-            plain, framework, ratios = None, None, []
+            plain, framework, ratios, control = None, None, [], []
+            runners = (("plain", time_plain), ("lightning", time_lightning))
+            # --control: the plain loop timed against itself too, the ratio identical code gets here.
+            runners += (("plain_again", time_plain),) if args.control else ()
             for round_index in range(args.rounds):
                 timed = {}
-                runners = (("plain", time_plain), ("lightning", time_lightning))
                 for runner, timer in runners if round_index % 2 == 0 else runners[::-1]:
                     torch.manual_seed(0)
                     timed[runner] = in_own_process(timer, name, size, args, device)
                 ratios.append(timed["lightning"]["seconds"] / timed["plain"]["seconds"])
+                if args.control:
+                    control.append(timed["plain_again"]["seconds"] / timed["plain"]["seconds"])
                 if plain is None or timed["plain"]["seconds"] < plain["seconds"]:
                     plain = timed["plain"]
                 if framework is None or timed["lightning"]["seconds"] < framework["seconds"]:
                     framework = timed["lightning"]
             ratio = statistics.median(ratios)
             row = {"model": name, "size": size, "batch": BATCH[name], "ratio": ratio}
+            if args.control:
+                row["control_ratio"] = statistics.median(control)
             rows.append({**row, "plain": plain, "lightning": framework})
             print(
                 f"{name:<15} {size:>5} {BATCH[name]:>5} {plain['images_per_s']:>12.2f} "
-                f"{framework['images_per_s']:>16.2f} {ratio:>6.3f} {plain['train_mb']:>9.0f} {framework['train_mb']:>13.0f}",
+                f"{framework['images_per_s']:>16.2f} {ratio:>6.3f} {plain['train_mb']:>9.0f} {framework['train_mb']:>13.0f}"
+                + (f" {row['control_ratio']:>8.3f}" if args.control else ""),
                 flush=True,
             )
     over = [f"{row['model']} at {row['size']} px" for row in rows if row["ratio"] > 1.05]
