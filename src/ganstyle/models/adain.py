@@ -313,10 +313,7 @@ class AdaIN(GANModule):
         terms = {"content": loss_cfg["content_weight"] * losses["content"]}
         terms["style"] = loss_cfg["style_weight"] * losses["style"]
         loss = terms["content"] + terms["style"]
-        if self.finite_or_skip(terms, "decoder"):  # a NaN/inf term: no update, counted
-            optimizer.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            optimizer.step()
+        self.step_if_finite(optimizer, loss, terms, "decoder")
         size = batch["content"].shape[0]
         logged = {
             "train/loss_content": terms["content"].detach(),

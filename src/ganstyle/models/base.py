@@ -114,7 +114,8 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
     def finite_or_skip(self, terms: Mapping[str, torch.Tensor], optimizer_name: str) -> bool:
         """True when every loss term is finite; else the caller skips this backward and step.
 
-        Call it between computing the loss terms and ``manual_backward``. A skipped step leaves the
+        :meth:`step_if_finite` is the usual caller; a model with its own step (Gatys' L-BFGS closure)
+        calls it between computing the loss terms and ``manual_backward``. A skipped step leaves the
         weights and optimiser moments as they were: one NaN step would otherwise write NaN into every
         weight it touches and the run could never recover. Skips are counted in ``skipped_steps``;
         the NanGuard callback logs them and stops the run after a streak. Under DDP all ranks skip
@@ -133,6 +134,21 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
         }
         self.last_nonfinite[optimizer_name] = bad or {"(a term on another rank)": float("nan")}
         return False
+
+    def step_if_finite(
+        self, optimizer, loss: torch.Tensor, terms: Mapping[str, torch.Tensor], optimizer_name: str
+    ) -> bool:
+        """One optimiser step on ``loss`` (the sum of ``terms``) unless a term is NaN/inf.
+
+        See :meth:`finite_or_skip`: a skipped step leaves weights and optimiser moments untouched
+        and is counted. Returns whether the step was taken.
+        """
+        if not self.finite_or_skip(terms, optimizer_name):
+            return False
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+        return True
 
     # --- Lightning hooks shared by all models ---------------------------------------------------
     # Speed switches from the `performance` config (ganstyle.performance); train() sets them.

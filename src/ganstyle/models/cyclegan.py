@@ -126,19 +126,15 @@ class CycleGAN(GANModule):
                 terms["loss_idt_A"] = identity_weight * self.reconstruction(self.G_BA(real_A), real_A)
                 terms["loss_idt_B"] = identity_weight * self.reconstruction(self.G_AB(real_B), real_B)
             loss_G = sum(terms.values())
-            if self.finite_or_skip(terms, "generator"):  # a NaN/inf term: no update, counted
-                opt_G.zero_grad(set_to_none=True)
-                self.manual_backward(loss_G)
-                opt_G.step()
+            self.step_if_finite(opt_G, loss_G, terms, "generator")
 
         # 2. Discriminators: real vs. fakes drawn from the history pools.
         with self.toggled_optimizer(opt_D):
             loss_D_A = self.discriminator_loss(self.D_A, real_A, self.pool_A.query(fake_A))
             loss_D_B = self.discriminator_loss(self.D_B, real_B, self.pool_B.query(fake_B))
-            if self.finite_or_skip({"loss_D_A": loss_D_A, "loss_D_B": loss_D_B}, "discriminator"):
-                opt_D.zero_grad(set_to_none=True)
-                self.manual_backward(loss_D_A + loss_D_B)
-                opt_D.step()
+            self.step_if_finite(
+                opt_D, loss_D_A + loss_D_B, {"loss_D_A": loss_D_A, "loss_D_B": loss_D_B}, "discriminator"
+            )
 
         logged = {f"train/{name}": value.detach() for name, value in terms.items()}
         logged.update(

@@ -179,10 +179,7 @@ class DCGAN(GANModule):
         with self.toggled_optimizer(opt_D):
             terms = self.critic_terms(real, fake)
             loss_D = sum(terms.values())
-            if self.finite_or_skip(terms, "discriminator"):  # a NaN/inf term: no update, counted
-                opt_D.zero_grad(set_to_none=True)
-                self.manual_backward(loss_D)
-                opt_D.step()
+            self.step_if_finite(opt_D, loss_D, terms, "discriminator")
         self.critic_steps_since_generator_step += 1
         logged = {f"train/{name}": value.detach() for name, value in terms.items()}
         if self.hparams.loss["gan_mode"] == "wgangp":
@@ -195,10 +192,7 @@ class DCGAN(GANModule):
             with self.toggled_optimizer(opt_G):
                 score = self.discriminator(self.generator(self.sample_noise(size)))
                 loss_G = self.hparams.loss["gan_weight"] * self.adversarial(score, True, False)
-                if self.finite_or_skip({"loss_G": loss_G}, "generator"):
-                    opt_G.zero_grad(set_to_none=True)
-                    self.manual_backward(loss_G)
-                    opt_G.step()
+                self.step_if_finite(opt_G, loss_G, {"loss_G": loss_G}, "generator")
             self.critic_steps_since_generator_step = 0
             self.latest_loss_G = loss_G.detach()
         # With n_critic > 1 most steps have no G loss: the latest one is logged, so every written

@@ -244,10 +244,7 @@ class FastStyleTransfer(GANModule):
                     self.discriminator(stylized), True, for_discriminator=False
                 )
             loss_G = sum(terms.values())
-            if self.finite_or_skip(terms, "generator"):  # a NaN/inf term: no update, counted
-                opt_G.zero_grad(set_to_none=True)
-                self.manual_backward(loss_G)
-                opt_G.step()
+            self.step_if_finite(opt_G, loss_G, terms, "generator")
 
         logged = {f"train/loss_{name}": value.detach() for name, value in terms.items()}
         logged["train/loss_G"] = loss_G.detach()
@@ -256,10 +253,7 @@ class FastStyleTransfer(GANModule):
             opt_D = optimizers[1]
             with self.toggled_optimizer(opt_D):
                 loss_D = self.discriminator_loss(batch["style"], stylized.detach())
-                if self.finite_or_skip({"loss_D": loss_D}, "discriminator"):
-                    opt_D.zero_grad(set_to_none=True)
-                    self.manual_backward(loss_D)
-                    opt_D.step()
+                self.step_if_finite(opt_D, loss_D, {"loss_D": loss_D}, "discriminator")
             logged["train/loss_D"] = loss_D.detach()
         self.log_training_values(logged, content.shape[0], progress_bar={"loss_G": loss_G.detach()})
 

@@ -161,10 +161,7 @@ class Pix2Pix(GANModule):
         with self.toggled_optimizer(opt_D):
             terms_D = self.discriminator_terms(real_A, real_B, fake_B.detach())
             loss_D = sum(terms_D.values())
-            if self.finite_or_skip(terms_D, "discriminator"):  # a NaN/inf term: no update, counted
-                opt_D.zero_grad(set_to_none=True)
-                self.manual_backward(loss_D)
-                opt_D.step()
+            self.step_if_finite(opt_D, loss_D, terms_D, "discriminator")
 
         # 2. G: fool the just-updated D on (A, G(A)) and stay close to B in L1.
         with self.toggled_optimizer(opt_G):
@@ -175,10 +172,7 @@ class Pix2Pix(GANModule):
             if loss["l1_weight"] > 0:
                 terms_G["loss_G_L1"] = loss["l1_weight"] * self.reconstruction(fake_B, real_B)
             loss_G = sum(terms_G.values())
-            if self.finite_or_skip(terms_G, "generator"):
-                opt_G.zero_grad(set_to_none=True)
-                self.manual_backward(loss_G)
-                opt_G.step()
+            self.step_if_finite(opt_G, loss_G, terms_G, "generator")
 
         logged = {f"train/{name}": value.detach() for name, value in {**terms_G, **terms_D}.items()}
         logged.update({"train/loss_G": loss_G.detach(), "train/loss_D": loss_D.detach()})
