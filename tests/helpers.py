@@ -1,4 +1,5 @@
-"""What several test modules share: running `train.py` as a user does, one intra-op thread."""
+"""What several test modules share: running `train.py` as a user does, one intra-op thread, and the
+bad-input checks every perceptual-loss model must pass (a missing style image, missing VGG weights)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,31 @@ def run_train(*overrides: str, cwd: Path, cache: Path, timeout: int = 420) -> su
         text=True,
         timeout=timeout,
     )
+
+
+def assert_missing_style_image_is_a_clear_error(compose_config, tiny: tuple[str, ...], missing: Path) -> None:
+    """Training with `data.style=<missing>` fails with a DatasetError naming the file."""
+    from ganstyle.data.images import DatasetError
+    from ganstyle.training import train
+
+    with pytest.raises(Exception, match=f"{missing.name} does not exist") as error:
+        train(compose_config(*tiny, f"data.style={missing}", "trainer.fast_dev_run=true"))
+    assert isinstance(error.value.__cause__ or error.value, DatasetError)  # Hydra wraps it
+
+
+def missing_imagenet_weights_error(
+    compose_config, tiny: tuple[str, ...], file_name: str, monkeypatch, tmp_path
+):
+    """The error of building the reference-config model (ImageNet VGG) with an empty torch cache;
+    asserted to be a WeightsNotFoundError naming `file_name`."""
+    import hydra
+
+    from ganstyle.weights import WeightsNotFoundError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    cfg = compose_config(*tiny, "experiment=null")
+    assert cfg.loss.feature_net.weights == "imagenet"
+    with pytest.raises(Exception, match=file_name) as error:
+        hydra.utils.instantiate(cfg.model, _recursive_=False)  # what train() does before any data is read
+    assert isinstance(error.value.__cause__ or error.value, WeightsNotFoundError)  # Hydra wraps it
+    return error.value

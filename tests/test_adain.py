@@ -7,13 +7,12 @@ import hydra
 import lightning.pytorch as pl
 import pytest
 import torch
+from helpers import assert_missing_style_image_is_a_clear_error, missing_imagenet_weights_error
 
 from ganstyle.config import ConfigError
-from ganstyle.data.images import DatasetError
 from ganstyle.models.adain import AdaIN, coral
 from ganstyle.networks.adain import adaptive_instance_norm
 from ganstyle.training import check_model_config, train
-from ganstyle.weights import WeightsNotFoundError
 
 TINY = (
     "model=adain",
@@ -147,16 +146,8 @@ def test_a_changed_encoder_or_an_adversarial_weight_is_refused(compose_config):
 
 
 def test_missing_style_image_is_a_clear_error(compose_config, tmp_path):
-    missing = tmp_path / "wave.jpg"
-    with pytest.raises(Exception, match="wave.jpg does not exist") as error:
-        train(compose_config(*TINY, f"data.style={missing}", "trainer.fast_dev_run=true"))
-    assert isinstance(error.value.__cause__ or error.value, DatasetError)
+    assert_missing_style_image_is_a_clear_error(compose_config, TINY, tmp_path / "wave.jpg")
 
 
 def test_default_imagenet_weights_without_the_file_fail_naming_it(compose_config, tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
-    cfg = compose_config(*TINY, "experiment=null")
-    assert cfg.loss.feature_net.weights == "imagenet"
-    with pytest.raises(Exception, match="vgg19-dcbb9e9d.pth") as error:
-        hydra.utils.instantiate(cfg.model, _recursive_=False)  # what train() does before any data is read
-    assert isinstance(error.value.__cause__ or error.value, WeightsNotFoundError)  # Hydra wraps it
+    missing_imagenet_weights_error(compose_config, TINY, "vgg19-dcbb9e9d.pth", monkeypatch, tmp_path)

@@ -10,12 +10,11 @@ import hydra
 import lightning.pytorch as pl
 import pytest
 import torch
+from helpers import assert_missing_style_image_is_a_clear_error, missing_imagenet_weights_error
 
 from ganstyle.data.embedded_styles import STYLES, materialize_embedded_styles
-from ganstyle.data.images import DatasetError
 from ganstyle.models.fast_style import FastStyleTransfer
 from ganstyle.training import train
-from ganstyle.weights import WeightsNotFoundError
 
 # The same embedded dataset parameters as the CycleGAN tests, so one build serves both.
 TINY = (
@@ -132,20 +131,12 @@ def test_short_run_writes_checkpoint_grids_stylised_test_images_and_metrics(comp
 
 
 def test_missing_style_image_is_a_clear_error(compose_config, tmp_path):
-    missing = tmp_path / "starry_night.jpg"
-    with pytest.raises(Exception, match="starry_night.jpg does not exist") as error:
-        train(compose_config(*TINY, f"data.style={missing}", "trainer.fast_dev_run=true"))
-    assert isinstance(error.value.__cause__ or error.value, DatasetError)
+    assert_missing_style_image_is_a_clear_error(compose_config, TINY, tmp_path / "starry_night.jpg")
 
 
 def test_default_imagenet_weights_without_the_file_fail_naming_it(compose_config, tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
-    cfg = compose_config(*TINY, "experiment=null")
-    assert cfg.loss.feature_net.weights == "imagenet"
-    with pytest.raises(Exception, match="vgg16-397923af.pth") as error:
-        hydra.utils.instantiate(cfg.model, _recursive_=False)  # what train() does before any data is read
-    assert isinstance(error.value.__cause__ or error.value, WeightsNotFoundError)  # Hydra wraps it
-    assert "ganstyle fetch-weights" in str(error.value)
+    error = missing_imagenet_weights_error(compose_config, TINY, "vgg16-397923af.pth", monkeypatch, tmp_path)
+    assert "ganstyle fetch-weights" in str(error)
 
 
 def test_embedded_styles_are_rendered_deterministically_and_reused(tmp_path):

@@ -8,12 +8,12 @@ import csv
 import hydra
 import pytest
 import torch
+from helpers import assert_missing_style_image_is_a_clear_error, missing_imagenet_weights_error
 
 from ganstyle.data.images import DatasetError
 from ganstyle.models.fast_style import StyleTargets
 from ganstyle.models.gatys import GatysStyleTransfer, rgb_to_luma_chroma
 from ganstyle.training import train
-from ganstyle.weights import WeightsNotFoundError
 
 TINY = (
     "model=gatys",
@@ -134,16 +134,8 @@ def test_style_weights_that_do_not_match_the_styles_are_refused(compose_config):
 
 
 def test_missing_style_image_is_a_clear_error_before_any_network_is_built(compose_config, tmp_path):
-    missing = tmp_path / "scream.png"
-    with pytest.raises(Exception, match="scream.png does not exist") as error:
-        train(compose_config(*TINY, f"data.style={missing}", "trainer.fast_dev_run=true"))
-    assert isinstance(error.value.__cause__ or error.value, DatasetError)  # Hydra wraps it
+    assert_missing_style_image_is_a_clear_error(compose_config, TINY, tmp_path / "scream.png")
 
 
 def test_default_imagenet_weights_without_the_file_fail_naming_it(compose_config, tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
-    cfg = compose_config(*TINY, "experiment=null")
-    assert cfg.loss.feature_net.weights == "imagenet"
-    with pytest.raises(Exception, match="vgg19-dcbb9e9d.pth") as error:
-        hydra.utils.instantiate(cfg.model, _recursive_=False)  # what train() does before any data is read
-    assert isinstance(error.value.__cause__ or error.value, WeightsNotFoundError)  # Hydra wraps it
+    missing_imagenet_weights_error(compose_config, TINY, "vgg19-dcbb9e9d.pth", monkeypatch, tmp_path)
