@@ -149,12 +149,12 @@ def check_quick_start_matches_model(cfg: DictConfig) -> None:
     if not experiment or not model or not str(experiment).endswith("_quickstart"):
         return
     owner = str(experiment).removesuffix("_quickstart")
-    owners = {"wgangp": "dcgan"}  # WGAN-GP is the DCGAN model with loss.gan_mode=wgangp
-    if owners.get(owner, owner) != model:
+    owner = {"wgangp": "dcgan"}.get(owner, owner)  # WGAN-GP is the DCGAN model with loss.gan_mode=wgangp
+    if owner != model:
         raise ConfigError(
-            f"experiment={experiment} holds the quick-start values of model={owners.get(owner, owner)}, but the "
+            f"experiment={experiment} holds the quick-start values of model={owner}, but the "
             f"configured model is {model}: its keys would land on the wrong networks and data. Run "
-            f"`python train.py model={owners.get(owner, owner)}` (each model picks its own quick start), or "
+            f"`python train.py model={owner}` (each model picks its own quick start), or "
             "choose a dataset experiment such as experiment=horse2zebra."
         )
 

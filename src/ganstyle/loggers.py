@@ -84,7 +84,10 @@ def make_wandb_logger(
     )
 
 
-def writes_logs_this_step(trainer: Any) -> bool:
-    """Whether the loggers write the values logged during this training step."""
+def logs_this_step(trainer: Any) -> bool:
+    """Whether a training step's values should be logged: always without loggers (only the
+    progress bar and ``callback_metrics`` read them then), else on the steps the loggers write."""
+    if not trainer.loggers:
+        return True
     connector = getattr(trainer, "_logger_connector", None)  # Lightning's own test; internal API
     return bool(connector.should_update_logs) if connector is not None else True

@@ -16,7 +16,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from ganstyle.loggers import writes_logs_this_step
+from ganstyle.loggers import logs_this_step
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class NanGuard(pl.Callback):
         skipped = getattr(pl_module, "skipped_steps", None)
         if skipped is None:  # a LightningModule that is not a GANModule: nothing to guard
             return
-        if not trainer.loggers or writes_logs_this_step(trainer):  # a running count: nothing is lost
+        if logs_this_step(trainer):  # a running count: skipping the other steps loses nothing
             pl_module.log("train/skipped_steps", float(skipped), on_step=True, on_epoch=False, batch_size=1)
         if skipped == self._skipped_before:
             self.streak = 0

@@ -28,7 +28,7 @@ from torch import nn
 
 from ganstyle.config import ConfigError, LossConfig, validate_loss_config
 from ganstyle.distributed import find_unused_parameters_for_gans
-from ganstyle.loggers import writes_logs_this_step
+from ganstyle.loggers import logs_this_step
 from ganstyle.models.validation_metrics import ValidationMetricsMixin
 from ganstyle.performance import prepare_networks
 from ganstyle.resuming import restore_rng_states, rng_states
@@ -198,7 +198,7 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
         other steps anyway. ``trainer.callback_metrics`` and the progress bar therefore hold the
         latest written step. Without loggers (tests, ``logger=none``) every step is logged.
         """
-        if self._trainer is not None and self.trainer.loggers and not writes_logs_this_step(self.trainer):
+        if self._trainer is not None and not logs_this_step(self.trainer):
             return
         self.log_dict(dict(values), batch_size=batch_size)
         if progress_bar:
