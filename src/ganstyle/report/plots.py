@@ -93,3 +93,72 @@ def metric_figures(metrics: dict[str, Series]) -> list[tuple[str, bytes]]:
         (title, metric_figure(title, {name: metrics[name] for name in names}))
         for title, names in group_metrics(list(metrics)).items()
     ]
+
+
+def _numbers(values: list[str]) -> list[float] | None:
+    try:
+        return [float(value) for value in values]
+    except ValueError:
+        return None
+
+
+def swept_value_figure(key: str, values: list[str], scores: list[float], metric: str, dpi: int = 80) -> bytes:
+    """The monitored metric of each job against its value of one swept key, as PNG bytes.
+
+    Numeric values share a numeric axis (logarithmic when positive and spanning over a decade and a
+    half, as learning rates do); other values are categories in the order the jobs ran. The line
+    joins the mean at each value, since other swept keys spread the jobs of one value.
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4.6, 3.0), dpi=dpi, layout="constrained")
+    axes = figure.add_subplot(1, 1, 1)
+    numbers = _numbers(values)
+    if numbers is None:
+        categories = list(dict.fromkeys(values))
+        numbers = [float(categories.index(value)) for value in values]
+        axes.set_xticks(range(len(categories)), categories, rotation=20 if len(categories) > 4 else 0)
+    elif min(numbers) > 0 and max(numbers) / min(numbers) >= 30:
+        axes.set_xscale("log")
+    axes.scatter(numbers, scores, color="#08519c", s=24, zorder=3)
+    levels = sorted(set(numbers))
+    if len(levels) > 1:
+        means = [
+            sum(score for x, score in zip(numbers, scores) if x == level)
+            / sum(1 for x in numbers if x == level)
+            for level in levels
+        ]
+        axes.plot(levels, means, color="#9ecae1", linewidth=1.4, zorder=2)
+    axes.set_xlabel(key, fontsize=9)
+    axes.set_ylabel(metric, fontsize=9)
+    axes.set_title(f"{metric} against {key}", fontsize=10)
+    axes.tick_params(labelsize=7)
+    axes.grid(True, alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def trial_history_figure(
+    trials: list[int], scores: list[float], metric: str, mode: str, dpi: int = 80
+) -> bytes:
+    """Each trial's objective in trial order and the best value so far (``mode``: min or max)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.0, 3.2), dpi=dpi, layout="constrained")
+    axes = figure.add_subplot(1, 1, 1)
+    pick = min if mode == "min" else max
+    best_so_far = [pick(scores[: index + 1]) for index in range(len(scores))]
+    axes.scatter(trials, scores, color="#08519c", s=24, zorder=3, label="trial")
+    axes.step(
+        trials, best_so_far, where="post", color="#d94801", linewidth=1.6, label=f"best so far ({mode})"
+    )
+    axes.set_xlabel("trial", fontsize=9)
+    axes.set_ylabel(metric, fontsize=9)
+    axes.set_title("Trial history", fontsize=10)
+    axes.legend(fontsize=7, loc="best")
+    axes.tick_params(labelsize=7)
+    axes.grid(True, alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
