@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import types
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,24 @@ def tiny_cyclegan_run(compose_config, tmp_path_factory) -> Path:
         train(cfg)
         _TINY_RUN_DIRS["run"] = run_dir
     return _TINY_RUN_DIRS["run"]
+
+
+@pytest.fixture(scope="session")
+def failing_sweep(tmp_path_factory, cache_dir) -> types.SimpleNamespace:
+    """`python train.py -m ... loss.cycle_weight=-1,5,10` at tiny sizes, run once per session (read it,
+    do not change it): job 0 is invalid (a negative weight) and fails first, jobs 1 and 2 train.
+
+    Returns ``sweep_dir``, ``cwd`` (where it ran) and ``result`` (the finished process)."""
+    from helpers import TINY_SWEEP_JOB, run_train
+
+    cwd = tmp_path_factory.mktemp("failing_sweep")
+    sweep_dir = cwd / "sweep"
+    result = run_train(
+        "-m",
+        *TINY_SWEEP_JOB,
+        "loss.cycle_weight=-1,5,10",
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=cwd,
+        cache=cache_dir,
+    )
+    return types.SimpleNamespace(sweep_dir=sweep_dir, cwd=cwd, result=result)

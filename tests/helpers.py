@@ -13,6 +13,21 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# A CycleGAN job small enough for a multirun in a test.
+TINY_SWEEP_JOB = (
+    "model.generator.ngf=8",
+    "model.generator.netG=resnet_1blocks",
+    "model.discriminator.ndf=8",
+    "data.n_train=8",
+    "data.n_test=4",
+    "data.crop_size=32",
+    "data.load_size=36",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "callbacks.progress_bar=null",
+)
+
 
 @pytest.fixture(autouse=True)
 def one_thread():

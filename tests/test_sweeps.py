@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 import yaml
-from helpers import ROOT, one_thread, run_train  # noqa: F401  (one_thread: an autouse fixture)
+from helpers import ROOT, TINY_SWEEP_JOB, one_thread, run_train  # noqa: F401  (one_thread: an autouse fixture)
 from omegaconf import open_dict, read_write
 
 from ganstyle.config import ConfigError
@@ -21,19 +21,7 @@ from ganstyle.sweeps import (
 )
 from ganstyle.training import train
 
-TINY = (
-    "model.generator.ngf=8",
-    "model.generator.netG=resnet_1blocks",
-    "model.discriminator.ndf=8",
-    "data.n_train=8",
-    "data.n_test=4",
-    "data.crop_size=32",
-    "data.load_size=36",
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=2",
-    "trainer.limit_val_batches=1",
-    "callbacks.progress_bar=null",
-)
+TINY = TINY_SWEEP_JOB
 
 
 @contextmanager
@@ -54,17 +42,8 @@ def multirun_job(cfg, number: int = 0):
         HydraConfig.instance().set_config(cfg)
 
 
-def test_basic_sweep_gives_each_job_a_folder_and_run_and_survives_a_failing_job(tmp_path, cache_dir):
-    sweep_dir = tmp_path / "sweep"
-    # Job 0 is invalid (a negative weight) and fails first; jobs 1 and 2 must still run.
-    result = run_train(
-        "-m",
-        *TINY,
-        "loss.cycle_weight=-1,5,10",
-        f"hydra.sweep.dir={sweep_dir}",
-        cwd=tmp_path,
-        cache=cache_dir,
-    )
+def test_basic_sweep_gives_each_job_a_folder_and_run_and_survives_a_failing_job(failing_sweep):
+    sweep_dir, result = failing_sweep.sweep_dir, failing_sweep.result
     output = result.stdout + result.stderr
     assert result.returncode != 0, "a sweep with a failed job must not exit 0"
     assert "1 job(s) of the sweep" in output and "cycle_weight" in output, result.stdout[-3000:]
@@ -86,7 +65,7 @@ def test_basic_sweep_gives_each_job_a_folder_and_run_and_survives_a_failing_job(
     assert len(run_ids) == 2, "the two jobs must log into two different W&B runs"
     overrides = yaml.safe_load((sweep_dir / "2" / ".hydra" / "overrides.yaml").read_text())
     assert "loss.cycle_weight=10" in overrides
-    assert not (tmp_path / "wandb").exists(), "W&B files were written into the working directory"
+    assert not (failing_sweep.cwd / "wandb").exists(), "W&B files were written into the working directory"
 
 
 def test_optuna_search_runs_its_trials_and_writes_the_best_parameters(tmp_path, cache_dir):

@@ -1,12 +1,16 @@
-"""``ganstyle report RUN_DIR``: (re)write the results report of a training run folder.
+"""``ganstyle report FOLDER``: (re)write the results report of a run folder or a multirun folder.
 
-Training writes ``report.html`` at the end of every run; this command writes it again, for a run
-that was copied from another machine, stopped before its end, or trained before reports existed.
-Open the file in any browser; it needs no server and no network.
+Training writes ``report.html`` at the end of every run, and every multirun writes one in its sweep
+folder comparing its jobs; this command writes either again, for a folder copied from another
+machine, stopped before its end, or made before reports existed. Which page is written depends on
+the folder: a run (checkpoints/, images/, .hydra/, metrics.csv) or a multirun (numbered job folders,
+multirun.yaml, optimization_results.yaml). Open the file in any browser; it needs no server and no
+network.
 
-Example::
+Examples::
 
     ganstyle report outputs/train/runs/2024-05-01_12-00-00-000000
+    ganstyle report outputs/train/multiruns/2024-05-01_12-00-00-000000
 """
 
 from __future__ import annotations
@@ -18,8 +22,14 @@ from pathlib import Path
 
 def run(args: argparse.Namespace) -> int:
     from ganstyle.report import write_report
+    from ganstyle.report.sweep import is_sweep_folder
+    from ganstyle.report.sweep_html import write_sweep_report
 
     run_dir = Path(args.run_dir).expanduser()
+    if run_dir.is_dir() and is_sweep_folder(run_dir):
+        path = write_sweep_report(run_dir, output=args.output)
+        print(f"wrote {path}")
+        return 0
     markers = [
         name
         for name in ("checkpoints", "images", ".hydra", "metrics.csv", "csv")
@@ -28,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     if run_dir.is_dir() and not markers:
         print(
             f"error: {run_dir} does not look like a training run folder (no checkpoints/, images/, .hydra/ or "
-            "metrics.csv). Pass a folder like outputs/train/runs/<timestamp>/.",
+            "metrics.csv) nor like a multirun folder (no numbered job folders with .hydra/, no multirun.yaml). "
+            "Pass a folder like outputs/train/runs/<timestamp>/ or outputs/train/multiruns/<timestamp>/.",
             file=sys.stderr,
         )
         return 1
@@ -44,12 +55,14 @@ def run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="write report.html for a training run folder",
+        help="write report.html for a training run folder or a multirun folder",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "run_dir", metavar="RUN_DIR", help="a run folder, e.g. outputs/train/runs/<timestamp>"
+        "run_dir",
+        metavar="FOLDER",
+        help="a run folder (outputs/train/runs/<timestamp>) or a multirun folder (outputs/train/multiruns/<timestamp>)",
     )
-    parser.add_argument("--output", "-o", default=None, help="where to write (default: RUN_DIR/report.html)")
+    parser.add_argument("--output", "-o", default=None, help="where to write (default: FOLDER/report.html)")
     parser.set_defaults(func=run)
