@@ -86,6 +86,9 @@ def test_optuna_search_runs_its_trials_and_writes_the_best_parameters(tmp_path, 
     for trial in ("0", "1"):
         assert (sweep_dir / trial / "checkpoints" / "last.ckpt").is_file(), trial
     assert "Directions: ['maximize']" in result.stdout + result.stderr  # monitor.mode=max (val/psnr_B)
+    page = (sweep_dir / "report.html").read_text(encoding="utf-8")  # written when the search ends
+    assert "Optuna search" in page and "<section id='history'>" in page
+    assert "data-job='0'" in page and "data-job='1'" in page
 
 
 @pytest.mark.parametrize(("mode", "direction"), [("max", "maximize"), ("min", "minimize")])
@@ -236,3 +239,6 @@ def test_submitit_local_launcher_runs_a_job(tmp_path, cache_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (sweep_dir / "0" / "checkpoints" / "last.ckpt").is_file()
     assert list((sweep_dir / ".submitit").glob("*/*_result.pkl"))
+    # job.yaml is written in the job's own process, the sweep page in the launching one
+    assert yaml.safe_load((sweep_dir / "0" / "job.yaml").read_text())["status"] == "returned"
+    assert "data-job='0'" in (sweep_dir / "report.html").read_text(encoding="utf-8")
