@@ -93,9 +93,7 @@ def collect_run(
     record.config, record.config_source = read_config(run_dir)
     record.overrides = read_overrides(run_dir, overrides)
     record.metrics, record.metrics_source = read_metrics(run_dir)
-    monitor = (record.config or {}).get("monitor") or {}
-    if monitor.get("metric"):
-        record.monitor = (str(monitor["metric"]), str(monitor.get("mode", "min")))
+    record.monitor = read_monitor(record.config, run_dir)
     record.grids = sorted((run_dir / "images").glob("*.png"))
     translations = run_dir / "translations"
     if translations.is_dir():
@@ -106,6 +104,19 @@ def collect_run(
         }
     record.checkpoints = read_checkpoints(run_dir, best_checkpoint)
     return record
+
+
+def read_monitor(config: dict[str, Any] | None, run_dir: Path) -> tuple[str, str] | None:
+    """The monitored metric and its direction. ``monitor.metric: auto`` is decided inside the run, so
+    it is read back from the ModelCheckpoint state in ``last.ckpt``, with the metric's usual direction."""
+    monitor = (config or {}).get("monitor") or {}
+    metric = monitor.get("metric")
+    if metric and metric != "auto":
+        return str(metric), str(monitor.get("mode", "min"))
+    saved = best_from_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    if saved and saved[2]:
+        return saved[2], metric_mode(saved[2], None) or "max"
+    return None
 
 
 def read_config(run_dir: Path) -> tuple[dict[str, Any] | None, str]:

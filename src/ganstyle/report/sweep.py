@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
-from ganstyle.report.collect import MetricSummary, best_from_checkpoint, metric_mode, read_metrics, summarize
+from ganstyle.report.collect import MetricSummary, read_metrics, read_monitor, summarize
 from ganstyle.sweeps import FAILED_FILE
 
 JOB_FILE = "job.yaml"  # per job: number, status, objective, start time, wall time
@@ -115,19 +115,11 @@ def read_job_overrides(job_dir: Path) -> dict[str, str]:
     return parse_overrides(OmegaConf.to_container(OmegaConf.load(path)) or [])
 
 
-def read_monitor(job_dir: Path) -> tuple[str, str] | None:
-    """The job's monitored metric and direction. ``monitor.metric: auto`` is decided inside the job,
-    so it is read back from the ModelCheckpoint state in ``last.ckpt``, with the metric's usual
-    direction."""
+def job_monitor(job_dir: Path) -> tuple[str, str] | None:
     path = job_dir / ".hydra" / "config.yaml"
     monitor = OmegaConf.load(path).get("monitor") if path.is_file() else None
-    metric = str(monitor.get("metric")) if monitor is not None and monitor.get("metric") else None
-    if metric and metric != "auto":
-        return metric, str(monitor.get("mode", "min"))
-    saved = best_from_checkpoint(job_dir / "checkpoints" / "last.ckpt")
-    if saved and saved[2]:
-        return saved[2], metric_mode(saved[2], None) or "max"
-    return None
+    config = {"monitor": OmegaConf.to_container(monitor, resolve=False)} if monitor is not None else None
+    return read_monitor(config, job_dir)
 
 
 def first_error_line(failed_file: Path) -> str:
@@ -152,7 +144,7 @@ def file_time_span(job_dir: Path) -> float | None:
 def collect_job(job_dir: Path) -> JobRecord:
     job = JobRecord(number=int(job_dir.name), job_dir=job_dir)
     job.overrides = read_job_overrides(job_dir)
-    job.monitor = read_monitor(job_dir)
+    job.monitor = job_monitor(job_dir)
     metrics, _ = read_metrics(job_dir)
     job.metrics = {
         row.name: row for row in summarize(metrics, job.monitor) if row.name.startswith(VALIDATION_STAGES)
