@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import one_thread  # noqa: F401  (an autouse fixture: in-process training uses one thread)
 from PIL import Image
 
 from ganstyle.cli import main as cli_main
@@ -189,3 +190,72 @@ def test_sweep_page_renders_in_headless_chromium_with_its_script_and_images(fail
         darkest, brightest = pixels.convert("L").getextrema()
     # A blank or error page has a handful of colours; the header, table, plot and grids give hundreds.
     assert colours > 200 and darkest < 60 and brightest > 240
+
+
+def test_a_job_that_raised_is_recorded_as_failed_and_a_page_problem_never_fails_the_sweep(
+    compose_config, tmp_path, caplog
+):
+    from hydra.core.utils import JobReturn, JobStatus
+    from hydra.types import RunMode
+    from omegaconf import open_dict, read_write
+
+    from ganstyle.report.sweep_callback import SweepReport
+
+    cfg = compose_config(output_dir=tmp_path / "sweep" / "4").copy()  # the callback reads only this copy
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.mode, cfg.hydra.job.num, cfg.hydra.sweep.dir = RunMode.MULTIRUN, 4, str(tmp_path / "sweep")
+    callback = SweepReport()
+    callback.on_job_start(config=cfg)
+    raised = JobReturn(status=JobStatus.FAILED, _return_value=RuntimeError("CUDA out of memory\ndetails"))
+    callback.on_job_end(config=cfg, job_return=raised)
+    recorded = yaml.safe_load((tmp_path / "sweep" / "4" / "job.yaml").read_text())
+    assert recorded["job"] == 4 and recorded["status"] == "raised" and recorded["objective"] is None
+    assert recorded["error"] == "RuntimeError: CUDA out of memory"
+    (tmp_path / "sweep" / "4" / ".hydra").mkdir()
+    assert collect_sweep(tmp_path / "sweep").jobs[0].error == "RuntimeError: CUDA out of memory"
+
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.sweep.dir = str(tmp_path / "never_made")
+    callback.on_multirun_end(config=cfg)  # logs, does not raise
+    assert "could not write the sweep report" in caplog.text
+
+
+def test_a_run_with_a_tensorboard_logger_gets_its_hparams_summary(tmp_path):
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from ganstyle.callbacks.hparams import HParamsSummary
+
+    class Scored(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(1, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch).pow(2).mean()
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val/score", self.layer(batch).mean())
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    logger = TensorBoardLogger(tmp_path, name="tensorboard", version="", default_hp_metric=False)
+    trainer = pl.Trainer(
+        logger=logger,
+        callbacks=[HParamsSummary(str(tmp_path / "unused"))],
+        max_epochs=2,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    data = DataLoader(torch.rand(4, 1), batch_size=2)
+    trainer.fit(Scored(), train_dataloaders=data, val_dataloaders=data)
+    hparams, metric_tags, scalars = hparams_plugin_data(tmp_path / "tensorboard")
+    assert hparams["model"] == "Scored" and metric_tags == ["final/val/score"]
+    assert scalars["final/val/score"] == pytest.approx(float(trainer.callback_metrics["val/score"]))
+    assert not (tmp_path / "unused").exists()  # the logger's own event file was used
