@@ -41,7 +41,10 @@ def test_multirun_ends_with_a_page_comparing_its_jobs_failed_one_included(failin
     assert "<th>loss.cycle_weight</th>" in page  # the one key that differs between the jobs
     assert "Same in every job: model.generator.ngf=8" in page
     for job, weight in (("1", "5"), ("2", "10")):
-        assert "finished" in rows[job] and f"<td>{weight}</td>" in rows[job]
+        assert (
+            "finished" in rows[job]
+            and f"<td data-value='{weight}' title='{weight}'>{weight}</td>" in rows[job]
+        )
         assert f"<a href='{job}/report.html'>{job}</a>" in rows[job]
         final = last_logged(sweep_dir / job, "val/psnr_B")
         recorded = yaml.safe_load((sweep_dir / job / "job.yaml").read_text())
@@ -95,13 +98,13 @@ def write_job(
 
 def test_an_optuna_search_page_has_the_trial_history_and_the_best_trial(tmp_path):
     sweep_dir = tmp_path / "search"
-    trials = [(0, "0.1", 14.0), (1, "0.01", 17.5), (2, "0.001", None), (3, "0.0001", 16.0)]
+    trials = [(0, "0.1", 14.0), (1, "0.000316841588421", 17.5), (2, "0.001", None), (3, "0.0001", 16.0)]
     for number, lr, objective in trials:
         write_job(
             sweep_dir, number, [f"model.optimizer.lr={lr}", "seed=0"], objective, failed=objective is None
         )
     (sweep_dir / "optimization_results.yaml").write_text(
-        yaml.safe_dump({"name": "optuna", "best_params": {"model.optimizer.lr": 0.01}, "best_value": 17.5})
+        yaml.safe_dump({"name": "optuna", "best_params": {"model.optimizer.lr": 0.0003}, "best_value": 17.5})
     )
     sweep = collect_sweep(sweep_dir)
     assert sweep.sweeper == "optuna" and sweep.swept_keys == ["model.optimizer.lr"]
@@ -110,8 +113,9 @@ def test_an_optuna_search_page_has_the_trial_history_and_the_best_trial(tmp_path
     assert "<section id='history'><h2>Trial history and best so far</h2>" in page
     assert "alt='val/psnr_B against model.optimizer.lr'" in page
     assert "<tr class='job best' data-job='1'>" in page
+    assert "title='0.000316841588421'>0.0003168</td>" in job_rows(page)["1"]  # a sample, shortened
     assert "ValueError: diverged" in job_rows(page)["2"]
-    assert "model.optimizer.lr=0.01</code>, value 17.5" in page
+    assert "model.optimizer.lr=0.0003</code>, value 17.5" in page
 
 
 def hparams_plugin_data(event_dir: Path) -> tuple[dict, list[str], dict[str, float]]:

@@ -102,12 +102,14 @@ def _numbers(values: list[str]) -> list[float] | None:
         return None
 
 
-def swept_value_figure(key: str, values: list[str], scores: list[float], metric: str, dpi: int = 80) -> bytes:
+def swept_value_figure(
+    key: str, values: list[str], scores: list[float], metric: str, connect: bool = True, dpi: int = 80
+) -> bytes:
     """The monitored metric of each job against its value of one swept key, as PNG bytes.
 
     Numeric values share a numeric axis (logarithmic when positive and spanning over a decade and a
-    half, as learning rates do); other values are categories in the order the jobs ran. The line
-    joins the mean at each value, since other swept keys spread the jobs of one value.
+    half, as learning rates do); other values are categories in the order the jobs ran. With
+    ``connect`` a line joins the mean at each value (other swept keys spread the jobs of one value).
     """
     from matplotlib.figure import Figure
 
@@ -122,7 +124,7 @@ def swept_value_figure(key: str, values: list[str], scores: list[float], metric:
         axes.set_xscale("log")
     axes.scatter(numbers, scores, color="#08519c", s=24, zorder=3)
     levels = sorted(set(numbers))
-    if len(levels) > 1:
+    if connect and len(levels) > 1:
         means = [
             sum(score for x, score in zip(numbers, scores) if x == level)
             / sum(1 for x in numbers if x == level)

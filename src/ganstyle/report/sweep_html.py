@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ganstyle.report.plots import swept_value_figure, trial_history_figure
 from ganstyle.report.sweep import SweepRecord, collect_sweep, is_sweep_folder
-from ganstyle.report.templating import image_png, picture, render
+from ganstyle.report.templating import format_value, image_png, picture, render
 
 SWEEP_REPORT_NAME = "report.html"
 MAX_GRIDS = 64  # jobs whose last validation grid is embedded; the page says when more were left out
@@ -26,7 +26,9 @@ GRID_MIN_WIDTH = 384  # px; narrower grids are shown enlarged
 
 
 def job_label(sweep: SweepRecord, job) -> str:
-    values = " ".join(f"{key}={job.overrides[key]}" for key in sweep.swept_keys if key in job.overrides)
+    values = " ".join(
+        f"{key}={format_value(job.overrides[key])}" for key in sweep.swept_keys if key in job.overrides
+    )
     return f"job {job.number}: {values}" if values else f"job {job.number}"
 
 

@@ -66,6 +66,15 @@ def format_number(value: float | None) -> str:
     return f"{value:.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4g}"
 
 
+def format_value(text: str) -> str:
+    """An override's value for display: a long decimal (an Optuna sample) to 4 significant digits."""
+    try:
+        number = float(text)
+    except (TypeError, ValueError):
+        return text
+    return f"{number:.4g}" if len(text.lstrip("-").replace(".", "").lstrip("0")) > 6 else text
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return ""
@@ -87,6 +96,7 @@ def environment():
     )
     env.filters["number"] = format_number
     env.filters["duration"] = format_duration
+    env.filters["value"] = format_value
     return env
 
 
