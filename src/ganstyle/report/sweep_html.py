@@ -66,7 +66,8 @@ def render_sweep_html(sweep: SweepRecord, page_dir: Path | None = None) -> str:
     page_dir = page_dir or sweep.sweep_dir
     plots, not_plotted = swept_plots(sweep)
     history = history_plot(sweep)
-    with_grid = [job for job in sweep.jobs if job.last_val_grid is not None][:MAX_GRIDS]
+    all_with_grid = [job for job in sweep.jobs if job.last_val_grid is not None]
+    with_grid = all_with_grid[:MAX_GRIDS]
     grids = [
         picture(
             job.last_val_grid.name,
@@ -108,6 +109,7 @@ def render_sweep_html(sweep: SweepRecord, page_dir: Path | None = None) -> str:
         not_plotted=not_plotted,
         history_plot=history,
         grids=grids,
+        grids_left_out=len(all_with_grid) - len(with_grid),
     )
 
 
