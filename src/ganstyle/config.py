@@ -129,14 +129,30 @@ def validate_model_config(model: DictConfig | dict[str, Any]) -> None:
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """All checks that need only the config; run before anything is instantiated."""
+    """All checks that need only the config; run before anything is instantiated.
+
+    Types first (a string where a number belongs would break the range checks), then values and
+    ranges, then combinations: the trainer and its device, the schedule against the run's length, the
+    data the model trains on, and the crop size its networks accept (see ganstyle.config_checks).
+    """
+    from ganstyle import config_checks as checks  # they import this module's ConfigError
+
     check_quick_start_matches_model(cfg)
+    checks.check_required_values(cfg)
+    for key in ("data", "model", "trainer"):
+        checks.check_argument_types(cfg.get(key), key)
+    for key in ("generator", "discriminator"):
+        checks.check_argument_types((cfg.get("model") or {}).get(key), f"model.{key}")
     if cfg.get("loss") is not None:
         validate_loss_config(cfg.loss)
     if cfg.get("model") is not None:
         validate_model_config(cfg.model)
     if cfg.get("data") is not None:
         validate_data_config(cfg.data)
+    checks.check_trainer(cfg)
+    checks.check_schedule(cfg)
+    checks.check_data_fits_model(cfg)
+    checks.check_networks_fit_size(cfg)
 
 
 def check_quick_start_matches_model(cfg: DictConfig) -> None:
