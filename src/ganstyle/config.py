@@ -157,11 +157,9 @@ def validate_config(cfg: DictConfig) -> None:
 
 def check_quick_start_matches_model(cfg: DictConfig) -> None:
     """``experiment=<name>_quickstart`` holds values for model <name> only (``model=<name>`` picks it)."""
-    try:
-        choices = cfg.hydra.runtime.choices
-    except Exception:  # composed without Hydra's runtime node (tests, the Compose API)
-        return
-    experiment, model = choices.get("experiment"), choices.get("model")
+    from ganstyle.config_checks import choice
+
+    experiment, model = choice(cfg, "experiment"), choice(cfg, "model")
     if not experiment or not model or not str(experiment).endswith("_quickstart"):
         return
     owner = str(experiment).removesuffix("_quickstart")

@@ -47,12 +47,29 @@ DATA_KINDS: dict[str, tuple[str, str]] = {
 _SIMPLE_TYPES = (bool, int, float, str, type(None))
 
 
+def hydra_node(cfg: DictConfig) -> Any:
+    """Hydra's own node: in ``cfg`` when composed with it (tests), else the running app's."""
+    if "hydra" in cfg:
+        return cfg.hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
 def choice(cfg: DictConfig, group: str) -> str | None:
-    """The option chosen for a config group (``data=unpaired``), when Hydra's runtime node is there."""
+    """The option chosen for a config group (``data=unpaired``), when Hydra composed the config."""
     try:
-        return cfg.hydra.runtime.choices.get(group)
-    except Exception:  # composed without Hydra's runtime node
+        return hydra_node(cfg).runtime.choices.get(group)
+    except Exception:  # composed without Hydra
         return None
+
+
+def command_line_overrides(cfg: DictConfig) -> list[str]:
+    """The overrides the user typed for this run (``loss.style_weight=1e4``), when Hydra composed it."""
+    try:
+        return [str(item) for item in hydra_node(cfg).overrides.task]
+    except Exception:  # composed without Hydra
+        return []
 
 
 def target_class(node: Any) -> Any:
@@ -298,11 +315,7 @@ def drop_quick_start_random_weights(cfg: DictConfig) -> None:
     experiment = choice(cfg, "experiment")
     if feature_net.get("weights") != "random" or not str(experiment or "").endswith("_quickstart"):
         return
-    try:
-        task_overrides = list(cfg.hydra.overrides.task)
-    except Exception:  # composed without Hydra's runtime node
-        task_overrides = []
-    if any(item.lstrip("+").startswith("loss.feature_net.weights=") for item in task_overrides):
+    if any(item.lstrip("+").startswith("loss.feature_net.weights=") for item in command_line_overrides(cfg)):
         return  # the user's own explicit choice
     if not own_images(cfg):
         return

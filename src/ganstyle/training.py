@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganstyle.callbacks.signals import EXIT_CODE_SIGTERM
 from ganstyle.config import ConfigError, validate_config
+from ganstyle.config_checks import drop_quick_start_random_weights
 from ganstyle.distributed import build_trainer
 from ganstyle.resuming import (
     check_resume_compatible,
@@ -117,7 +119,28 @@ def user_error_message(error: BaseException) -> str | None:
         if isinstance(seen, explained):
             return str(seen)
         seen = seen.__cause__ or seen.__context__
-    return None
+    return argument_error_message(error)
+
+
+def argument_error_message(error: BaseException) -> str | None:
+    """A ValueError (a class's own argument check) or a TypeError about the arguments themselves
+    (unexpected or missing keyword) raised while Hydra built a config node: its own message, naming
+    the config key and target instead of Hydra's wrapper text."""
+    from hydra.errors import InstantiationException
+
+    cause = error.__cause__
+    if not isinstance(error, InstantiationException):
+        return None
+    about_arguments = isinstance(cause, TypeError) and re.search(
+        r"unexpected keyword|missing \d+ required", str(cause)
+    )
+    if not (isinstance(cause, ValueError) or about_arguments):
+        return None
+    found = re.search(r"full_key: (\S+)", str(error))
+    target = re.search(r"target '([^']+)'", str(error))
+    what = target.group(1) if target else "an object"
+    where = f"{found.group(1)} ({what})" if found else what
+    return f"{where} could not be built from its config: {cause}"
 
 
 def resolve_monitor(cfg: DictConfig, model: Any) -> None:
@@ -141,6 +164,7 @@ def tag_random_weights(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> float | None:
     """Train the configured model; return the monitored metric's final value (for sweepers)."""
+    drop_quick_start_random_weights(cfg)  # the user's own images want a real VGG, not the demo's
     validate_config(cfg)
     check_model_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
