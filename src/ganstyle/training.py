@@ -143,6 +143,24 @@ def argument_error_message(error: BaseException) -> str | None:
     return f"{where} could not be built from its config: {cause}"
 
 
+def discard_run_dir_of_refused_run() -> None:
+    """Remove this single run's folder when a check refused the run before any work: it then holds
+    only what Hydra wrote on start (.hydra/, the log), which is no result. A folder with anything
+    else (an earlier run's outputs) is kept untouched."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from ganstyle.sweeps import is_multirun
+
+    if not HydraConfig.initialized() or is_multirun():
+        return
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    contents = list(run_dir.iterdir()) if run_dir.is_dir() else []
+    if all(item.name == ".hydra" or (item.suffix == ".log" and item.is_file()) for item in contents):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def resolve_monitor(cfg: DictConfig, model: Any) -> None:
     """`monitor.metric: auto` becomes the model's choice: FID when it runs, else ground truth."""
     if cfg.get("monitor") is None or cfg.monitor.get("metric") != "auto":
