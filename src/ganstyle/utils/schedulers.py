@@ -10,6 +10,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 log = logging.getLogger(__name__)
+_REPORTED: set[tuple[int, int, int]] = set()
 
 
 def fit_to_run(n_epochs: int, n_epochs_decay: int, total_epochs: int) -> tuple[int, int]:
@@ -22,7 +23,11 @@ def fit_to_run(n_epochs: int, n_epochs_decay: int, total_epochs: int) -> tuple[i
     planned = n_epochs + n_epochs_decay
     if planned == total_epochs or planned == 0:
         return n_epochs, n_epochs_decay
-    constant = min(total_epochs, math.floor(total_epochs * n_epochs / planned + 0.5))
+    constant = math.floor(total_epochs * n_epochs / planned + 0.5)
+    # A schedule with both parts keeps both whenever the run has room (3 + 1 over 2 epochs: 1 + 1).
+    lowest = 1 if n_epochs > 0 and total_epochs > 1 else 0
+    highest = total_epochs - 1 if n_epochs_decay > 0 and total_epochs > 1 else total_epochs
+    constant = min(max(constant, lowest), highest)
     return constant, total_epochs - constant
 
 
@@ -48,7 +53,8 @@ def linear_decay(
         )
     if total_epochs is not None and total_epochs > 0:
         fitted = fit_to_run(n_epochs, n_epochs_decay, total_epochs)
-        if fitted != (n_epochs, n_epochs_decay):
+        if fitted != (n_epochs, n_epochs_decay) and (n_epochs, n_epochs_decay, total_epochs) not in _REPORTED:
+            _REPORTED.add((n_epochs, n_epochs_decay, total_epochs))  # once, not once per optimiser
             log.info(
                 "learning rate: scheduler.n_epochs=%d + n_epochs_decay=%d scaled to the run's %d epochs: "
                 "constant for %d, then linear decay over %d",
