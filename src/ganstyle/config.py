@@ -139,6 +139,7 @@ def validate_config(cfg: DictConfig) -> None:
 
     check_quick_start_matches_model(cfg)
     checks.check_required_values(cfg)
+    checks.check_named_images_exist(cfg)
     for key in ("data", "model", "trainer"):
         checks.check_argument_types(cfg.get(key), key)
     for key in ("generator", "discriminator"):

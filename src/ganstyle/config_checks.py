@@ -161,6 +161,31 @@ def check_required_values(cfg: DictConfig) -> None:
                 )
 
 
+def check_named_images_exist(cfg: DictConfig) -> None:
+    """``data.content`` / ``data.style`` files the user named exist, before a network (and the VGG
+    weights they need) is built: a typo in a path is the first thing to hear about."""
+    from pathlib import Path
+
+    from ganstyle.data.images import IMAGE_EXTENSIONS, DatasetError
+
+    data = cfg.get("data")
+    if not isinstance(data, DictConfig):
+        return
+    for key, role in (("content", "content image"), ("style", "style image")):
+        if key not in data or OmegaConf.is_missing(data, key) or data.get(key) is None:
+            continue
+        value = data.get(key)
+        entries = list(value) if OmegaConf.is_list(value) or isinstance(value, list) else [value]
+        for entry in entries:
+            path = Path(str(entry)).expanduser()
+            if not path.exists():
+                raise DatasetError(
+                    f"The {role} {path.absolute()} does not exist. data.{key} must name image files "
+                    f"({', '.join(sorted(IMAGE_EXTENSIONS))}) or folders of them, e.g. "
+                    f"`data.{key}=/path/to/image.jpg` or `data.{key}=[a.jpg,b.jpg]`."
+                )
+
+
 # --- trainer -------------------------------------------------------------------------------------
 def check_trainer(cfg: DictConfig) -> None:
     """A run of at least one epoch, on a device this machine has."""

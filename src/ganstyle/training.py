@@ -182,8 +182,8 @@ def tag_random_weights(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> float | None:
     """Train the configured model; return the monitored metric's final value (for sweepers)."""
-    drop_quick_start_random_weights(cfg)  # the user's own images want a real VGG, not the demo's
     validate_config(cfg)
+    drop_quick_start_random_weights(cfg)  # the user's own images want a real VGG, not the demo's
     check_model_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
