@@ -41,6 +41,8 @@ def assert_one_paragraph(message: str, *expected: str) -> None:
         (["trainer.max_epochs=0"], ["trainer.max_epochs=0", "at least 1", "trainer.max_epochs=10"]),
         (["trainer.max_epochs=-1"], ["trainer.max_epochs=-1", "without end"]),
         (["trainer.max_epochs=null"], ["trainer.max_epochs=None", "at least 1"]),
+        (["trainer.precision=17"], ["trainer.precision=17", "bf16-mixed"]),
+        (["trainer.accelerator=tpux"], ["trainer.accelerator=tpux", "trainer=cpu"]),
         # data the model cannot train on
         (["model=pix2pix", "data=unpaired"], ["model=pix2pix", "data=unpaired", "data=paired data.root="]),
         (["data=image_folder"], ["model=cyclegan", "data=image_folder", "data=unpaired data.root="]),
@@ -195,6 +197,20 @@ def test_an_argument_error_inside_hydras_instantiate_names_the_key_and_the_class
     message = user_error_message(error.value)
     assert message is not None and "define_generator" in message and "Unknown generator netG='x'" in message
     assert "Error in call to target" not in message
+
+
+def test_a_network_refusing_its_size_inside_a_model_names_the_network_and_the_reason(compose_config):
+    cfg = compose_config("model=dcgan", "data.load_size=48", "data.crop_size=48")
+    validate_config(cfg)  # DCGAN sizes its networks from the data: only building them tells
+    with pytest.raises(Exception) as error:
+        hydra.utils.instantiate(cfg.model, _recursive_=False)
+    message = user_error_message(error.value)
+    assert (
+        message is not None
+        and "DCGANGenerator" in message
+        and "power of two" in message
+        and "got 48" in message
+    )
 
 
 # --- the quick starts' random VGG and the user's own images ---------------------------------------

@@ -200,12 +200,13 @@ def check_trainer(cfg: DictConfig) -> None:
             "end). Set e.g. `trainer.max_epochs=10`; schedules and checkpoints follow it."
         )
     accelerator = str(trainer.get("accelerator", "cpu")).lower()
+    check_precision_and_accelerator(trainer.get("precision"), accelerator)
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         build = f"torch {torch.__version__} " + (
             "with CUDA, but no GPU is visible" if torch.version.cuda else "without CUDA"
         )
         raise ConfigError(
-            f"trainer.accelerator={accelerator} (trainer=gpu) asks for a CUDA GPU, but this machine has "
+            f"trainer.accelerator={accelerator} (trainer={choice(cfg, 'trainer') or 'gpu'}) asks for a CUDA GPU, but this machine has "
             f"none for torch ({build}). Train on the CPU with `trainer=cpu` (the default), or run on a "
             "machine where `python -c 'import torch; print(torch.cuda.is_available())'` prints True."
         )
@@ -218,6 +219,26 @@ def check_trainer(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.devices={devices} but this machine has {torch.cuda.device_count()} GPU(s). Set "
             f"trainer.devices to at most {torch.cuda.device_count()} (or -1 for all of them)."
+        )
+
+
+def check_precision_and_accelerator(precision: Any, accelerator: str) -> None:
+    """Values Lightning's Trainer accepts, named before the model is built (Lightning checks them last)."""
+    from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    precisions = typing.get_args(_PRECISION_INPUT_STR) + typing.get_args(_PRECISION_INPUT_STR_ALIAS)
+    if precision is not None and str(precision) not in precisions:
+        raise ConfigError(
+            f"trainer.precision={precision} is not a precision Lightning knows: use one of "
+            f"{', '.join(precisions)}, e.g. `trainer.precision=32-true` (the default) or "
+            "`trainer.precision=bf16-mixed` on a recent GPU."
+        )
+    accelerators = sorted({*AcceleratorRegistry.available_accelerators(), "gpu", "auto"})
+    if accelerator not in accelerators:
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} is not a device type: use one of {', '.join(accelerators)}, "
+            "or pick the hardware with `trainer=cpu` / `trainer=gpu`."
         )
 
 
@@ -272,9 +293,12 @@ def check_networks_fit_size(cfg: DictConfig) -> None:
     forward pass at the training crop size, so a crop too small for them, or an unknown network
     option, is named here instead of failing in the first step."""
     model, data = cfg.get("model"), cfg.get("data")
-    model_class = target_class(model)
-    kinds = set(getattr(model_class, "data_kinds", ()))
-    if not kinds or not kinds <= {"unpaired", "paired", "content_style"} or data is None:
+    if not isinstance(model, DictConfig) or not isinstance(data, DictConfig):
+        return
+    # Image-to-image models build their networks from these configs as they are; DCGAN completes
+    # its configs first (norm by loss, size by data), so its nodes alone would not build.
+    kinds = set(getattr(target_class(model), "data_kinds", ()))
+    if not kinds or not kinds <= {"unpaired", "paired", "content_style"}:
         return
     size = training_size(data)
     batch = data.get("batch_size") if isinstance(data.get("batch_size"), int) else 1

@@ -128,9 +128,11 @@ def argument_error_message(error: BaseException) -> str | None:
     the config key and target instead of Hydra's wrapper text."""
     from hydra.errors import InstantiationException
 
-    cause = error.__cause__
     if not isinstance(error, InstantiationException):
         return None
+    while isinstance(error.__cause__, InstantiationException):  # a network built inside a model
+        error = error.__cause__
+    cause = error.__cause__
     about_arguments = isinstance(cause, TypeError) and re.search(
         r"unexpected keyword|missing \d+ required", str(cause)
     )
