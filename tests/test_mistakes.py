@@ -62,6 +62,9 @@ def assert_one_paragraph(message: str, *expected: str) -> None:
             ["model.generator.netG=resnet_2blocks", "data.load_size=16", "data.crop_size=16"],
             ["data.crop_size=16", "model.discriminator", "n_layers=2"],
         ),
+        # keys added with "+" (Hydra's own hint for a misspelt key), which nothing would read
+        (["+loss.stlye_weight=1"], ["loss.stlye_weight", "Did you mean loss.style_weight?"]),
+        (["+model.generator.ngg=8"], ["model.generator", "'ngg'", "Did you mean ngf?"]),
         # networks that cannot be built at all
         (["model.generator.netG=unet_60"], ["model.generator", "Unknown generator netG='unet_60'"]),
         # schedules that would not change the rate, or raise it again
@@ -197,6 +200,12 @@ def test_an_argument_error_inside_hydras_instantiate_names_the_key_and_the_class
     message = user_error_message(error.value)
     assert message is not None and "define_generator" in message and "Unknown generator netG='x'" in message
     assert "Error in call to target" not in message
+
+
+def test_an_added_data_key_nothing_reads_gets_the_nearest_argument(compose_config):
+    with pytest.raises(Exception) as error:
+        hydra.utils.instantiate(compose_config("+data.bach_size=2").data)
+    assert_one_paragraph(user_error_message(error.value), "'bach_size'", "Did you mean batch_size?")
 
 
 def test_a_network_refusing_its_size_inside_a_model_names_the_network_and_the_reason(compose_config):

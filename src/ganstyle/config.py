@@ -8,6 +8,7 @@ messages, before any dataset is read or any network is built.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from dataclasses import dataclass, field
@@ -68,7 +69,17 @@ _WEIGHT_KEYS = tuple(name for name in LossConfig.__dataclass_fields__ if name.en
 
 
 def validate_loss_config(loss: DictConfig | dict[str, Any]) -> None:
-    """Check loss weights are non-negative and the GAN mode is known."""
+    """Check loss keys are the schema's, weights are non-negative and the GAN mode is known."""
+    known = set(LossConfig.__dataclass_fields__)
+    for key in loss:
+        if key not in known:  # added with +loss.<key>=...: nothing would read it
+            near = difflib.get_close_matches(str(key), sorted(known), n=1)
+            raise ConfigError(
+                f"loss.{key} is not a loss setting, so no model would read it"
+                + (f". Did you mean loss.{near[0]}?" if near else "")
+                + f" The loss keys are {', '.join(sorted(known))}; a new term needs a field in "
+                "ganstyle.config.LossConfig."
+            )
     for key in _WEIGHT_KEYS:
         value = loss.get(key, 0.0)
         if value is not None and not math.isfinite(float(value)):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import types
 import typing
 from typing import Any
@@ -115,6 +116,23 @@ def fits(value: Any, allowed: tuple[type, ...]) -> bool:
     if isinstance(value, int):
         return int in allowed or float in allowed
     return isinstance(value, tuple(kind for kind in allowed if kind is not type(None)))
+
+
+def nearest_argument_hint(target: str, cause: str) -> str:
+    """ " Did you mean <argument>?" for an unexpected keyword close to one the target takes."""
+    import difflib
+
+    unexpected = re.search(r"unexpected keyword argument '([^']+)'", cause)
+    if not unexpected:
+        return ""
+    try:
+        built = hydra.utils.get_object(target)
+        functions = [klass.__init__ for klass in built.__mro__] if inspect.isclass(built) else [built]
+        names = {name for function in functions for name in inspect.signature(function).parameters}
+    except Exception:  # a target that cannot be inspected: the plain message stands
+        return ""
+    near = difflib.get_close_matches(unexpected.group(1), sorted(names - {"self", "args", "kwargs"}), n=1)
+    return f" Did you mean {near[0]}?" if near else ""
 
 
 def check_argument_types(node: Any, key: str) -> None:
@@ -313,7 +331,8 @@ def check_networks_fit_size(cfg: DictConfig) -> None:
         except Exception as error:
             cause = error.__cause__ or error
             if isinstance(cause, (ValueError, TypeError)):
-                raise ConfigError(f"model.{name} cannot be built: {cause}") from None
+                hint = nearest_argument_hint(str(config.get("_target_")), str(cause))
+                raise ConfigError(f"model.{name} cannot be built: {str(cause).rstrip('.')}.{hint}") from None
             return  # anything else is not the config's fault: let the real build report it
         if size is None:
             continue

@@ -15,7 +15,7 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import ConfigCompositionException
+from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
 from ganstyle.config import ConfigError
@@ -104,7 +104,7 @@ def data_option_hint(config: DictConfig, name: str) -> str:
 
 
 def explain_composition_error(
-    error: ConfigCompositionException, override: Any, line: str, before: list[str], config_dir: str
+    error: Exception, override: Any, line: str, before: list[str], config_dir: str
 ) -> str | None:
     """One paragraph for an override Hydra could not apply; None when this is not about that key."""
     key = override.key_or_group
@@ -151,18 +151,18 @@ def check_overrides(argv: Sequence[str], config_dir: str) -> None:
     try:
         compose_run(config_dir, lines)
         return
-    except ConfigCompositionException:
-        pass
-    except Exception:  # an unknown config option and the like: Hydra's message lists the options
+    except MissingConfigException:  # an unknown config option: Hydra's message lists the options
         return
+    except Exception:  # a key or value Hydra could not apply (ConfigCompositionException, ConfigKeyError)
+        pass
     # The first override whose addition breaks composition is the one at fault.
     for index, (override, line) in enumerate(single):
         try:
             compose_run(config_dir, lines[: index + 1])
-        except ConfigCompositionException as error:
+        except MissingConfigException:
+            return
+        except Exception as error:
             message = explain_composition_error(error, override, line, lines[:index], config_dir)
             if message:
                 raise ConfigError(message) from None
-            return
-        except Exception:
             return

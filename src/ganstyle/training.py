@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganstyle.callbacks.signals import EXIT_CODE_SIGTERM
 from ganstyle.config import ConfigError, validate_config
-from ganstyle.config_checks import drop_quick_start_random_weights
+from ganstyle.config_checks import drop_quick_start_random_weights, nearest_argument_hint
 from ganstyle.distributed import build_trainer
 from ganstyle.resuming import (
     check_resume_compatible,
@@ -142,7 +142,7 @@ def argument_error_message(error: BaseException) -> str | None:
     target = re.search(r"target '([^']+)'", str(error))
     what = target.group(1) if target else "an object"
     where = f"{found.group(1)} ({what})" if found else what
-    return f"{where} could not be built from its config: {cause}"
+    return f"{where} could not be built from its config: {str(cause).rstrip('.')}.{nearest_argument_hint(what, str(cause))}"
 
 
 def discard_run_dir_of_refused_run() -> None:
