@@ -21,9 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 from ganstyle.config import ConfigError
 from ganstyle.config_checks import DATA_KINDS, choice, target_class
 
-# Flags that mean "do not train" or change how Hydra reads its config: Hydra handles these itself.
+# The one Hydra flag this check understands; any other (--cfg, --help, -cn, ...) leaves the command
+# to Hydra, since it may not train or may read another config.
 _HYDRA_FLAGS_WE_PASS = ("-m", "--multirun")
-# Data keys that name the user's own files; the option that reads them, by the model's data kind.
+# Data keys that name the user's own folders: without them in the data config, the user needs another
+# data= option (the one for the model's data kind), not a spelling.
 _PATH_KEYS = ("root", "content_root", "val_root")
 
 
@@ -124,7 +126,7 @@ def explain_composition_error(
         if key.startswith("data.") and name in _PATH_KEYS:
             return f"{line}: {data_option_hint(base, name)}"
         groups = sorted(
-            str(choice) for choice in (base.hydra.runtime.choices.keys() if "hydra" in base else ())
+            str(group) for group in (base.hydra.runtime.choices.keys() if "hydra" in base else ())
         )
         near = nearest_keys(key, base, [g for g in groups if not g.startswith("hydra")])
         suggestion = f"Did you mean {' or '.join(near)}?" if near else "Nothing in it is spelt similarly."
