@@ -14,12 +14,8 @@ os.environ.setdefault("GANSTYLE_ROOT", os.path.dirname(os.path.abspath(__file__)
 import hydra  # noqa: E402
 
 from ganstyle.config import ConfigError, rewrite_null_group_overrides  # noqa: E402  (also registers schemas)
+from ganstyle.overrides import check_overrides  # noqa: E402
 from ganstyle.resuming import check_reused_run_dir_in_argv  # noqa: E402
-from ganstyle.sweeps import report_failures_in_multirun  # noqa: E402
-from ganstyle.training import train, user_error_message  # noqa: E402
-
-# Under -m a failing job writes <job dir>/FAILED and returns None, so the other jobs still run.
-train_job = report_failures_in_multirun(train, explain=user_error_message)
 
 
 def exit_with(message: str) -> None:
@@ -30,18 +26,27 @@ def exit_with(message: str) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg) -> float | None:
+    # Imported here so that a mistake on the command line is answered before Lightning loads.
+    from ganstyle.sweeps import report_failures_in_multirun
+    from ganstyle.training import discard_run_dir_of_refused_run, train, user_error_message
+
+    # Under -m a failing job writes <job dir>/FAILED and returns None, so the other jobs still run.
+    train_job = report_failures_in_multirun(train, explain=user_error_message)
     try:
         return train_job(cfg)
     except Exception as error:
         message = user_error_message(error)
         if message is None:
             raise
+        discard_run_dir_of_refused_run()  # a refused run leaves no folder that looks like a result
         exit_with(message)
 
 
 if __name__ == "__main__":
     sys.argv = rewrite_null_group_overrides(sys.argv, os.path.join(os.environ["GANSTYLE_ROOT"], "conf"))
     try:  # before Hydra starts: it rewrites <run dir>/.hydra/ of an earlier run before train() runs
+        # A misspelt key gets the nearest valid names instead of Hydra's "+key" hint.
+        check_overrides(sys.argv, os.path.join(os.environ["GANSTYLE_ROOT"], "conf"))
         check_reused_run_dir_in_argv(sys.argv)
     except ConfigError as error:
         exit_with(str(error))

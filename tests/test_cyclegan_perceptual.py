@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from ganstyle.training import train
@@ -67,10 +69,12 @@ def test_fid_and_kid_are_logged_per_direction_with_best_values(compose_config, t
     assert result is not None
 
 
-def test_fid_auto_without_weights_warns_and_monitors_ground_truth(compose_config, tmp_path):
+def test_fid_auto_without_weights_warns_and_monitors_ground_truth(compose_config, tmp_path, caplog):
     cfg = compose_config(*TINY, output_dir=tmp_path / "run")
-    with pytest.warns(UserWarning, match="FID/KID are off"):
+    with caplog.at_level(logging.WARNING, logger="ganstyle.metrics.validation"):
         train(cfg)
+    (line,) = [record.getMessage() for record in caplog.records if "FID/KID are off" in record.getMessage()]
+    assert "\n" not in line and "ganstyle fetch-weights" in line  # one line: how to turn FID on
     assert cfg.monitor.metric == "val/psnr_B" and cfg.monitor.mode == "max"
     assert "val/fid_B" not in logged_columns(tmp_path / "run")
 

@@ -39,7 +39,9 @@ TINY = (
 # run sees the batches of an uninterrupted one and can be compared with it weight for weight.
 RANDOM_DATA = ("data.load_size=36", "data.crop_size=32")
 # The learning rate halves in the second epoch, so comparing it shows the scheduler was restored.
-SCHEDULE = ("scheduler.n_epochs=1", "scheduler.n_epochs_decay=1")
+# total_epochs=2 fixes the schedule to a 2-epoch run's, so the 1-epoch run is that run stopped halfway
+# (by default the schedule follows trainer.max_epochs).
+SCHEDULE = ("scheduler.n_epochs=1", "scheduler.n_epochs_decay=1", "scheduler.total_epochs=2")
 STEPS_PER_BATCH = 2  # trainer.global_step counts the generator and the discriminator step
 
 

@@ -8,6 +8,7 @@ messages, before any dataset is read or any network is built.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 from dataclasses import dataclass, field
@@ -68,7 +69,17 @@ _WEIGHT_KEYS = tuple(name for name in LossConfig.__dataclass_fields__ if name.en
 
 
 def validate_loss_config(loss: DictConfig | dict[str, Any]) -> None:
-    """Check loss weights are non-negative and the GAN mode is known."""
+    """Check loss keys are the schema's, weights are non-negative and the GAN mode is known."""
+    known = set(LossConfig.__dataclass_fields__)
+    for key in loss:
+        if key not in known:  # added with +loss.<key>=...: nothing would read it
+            near = difflib.get_close_matches(str(key), sorted(known), n=1)
+            raise ConfigError(
+                f"loss.{key} is not a loss setting, so no model would read it"
+                + (f". Did you mean loss.{near[0]}?" if near else "")
+                + f" The loss keys are {', '.join(sorted(known))}; a new term needs a field in "
+                "ganstyle.config.LossConfig."
+            )
     for key in _WEIGHT_KEYS:
         value = loss.get(key, 0.0)
         if value is not None and not math.isfinite(float(value)):
@@ -129,23 +140,38 @@ def validate_model_config(model: DictConfig | dict[str, Any]) -> None:
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """All checks that need only the config; run before anything is instantiated."""
+    """All checks that need only the config; run before anything is instantiated.
+
+    Types first (a string where a number belongs would break the range checks), then values and
+    ranges, then combinations: the trainer and its device, the schedule against the run's length, the
+    data the model trains on, and the crop size its networks accept (see ganstyle.config_checks).
+    """
+    from ganstyle import config_checks as checks  # they import this module's ConfigError
+
     check_quick_start_matches_model(cfg)
+    checks.check_required_values(cfg)
+    checks.check_named_images_exist(cfg)
+    for key in ("data", "model", "trainer"):
+        checks.check_argument_types(cfg.get(key), key)
+    for key in ("generator", "discriminator"):
+        checks.check_argument_types((cfg.get("model") or {}).get(key), f"model.{key}")
     if cfg.get("loss") is not None:
         validate_loss_config(cfg.loss)
     if cfg.get("model") is not None:
         validate_model_config(cfg.model)
     if cfg.get("data") is not None:
         validate_data_config(cfg.data)
+    checks.check_trainer(cfg)
+    checks.check_schedule(cfg)
+    checks.check_data_fits_model(cfg)
+    checks.check_networks_fit_size(cfg)
 
 
 def check_quick_start_matches_model(cfg: DictConfig) -> None:
     """``experiment=<name>_quickstart`` holds values for model <name> only (``model=<name>`` picks it)."""
-    try:
-        choices = cfg.hydra.runtime.choices
-    except Exception:  # composed without Hydra's runtime node (tests, the Compose API)
-        return
-    experiment, model = choices.get("experiment"), choices.get("model")
+    from ganstyle.config_checks import choice
+
+    experiment, model = choice(cfg, "experiment"), choice(cfg, "model")
     if not experiment or not model or not str(experiment).endswith("_quickstart"):
         return
     owner = str(experiment).removesuffix("_quickstart")

@@ -26,6 +26,7 @@ import torch
 
 from ganstyle.checkpointing import listed
 from ganstyle.config import ConfigError
+from ganstyle.utils.schedulers import with_schedule_length_of_old_checkpoints
 
 HPC_CHECKPOINT = re.compile(r"hpc_ckpt_(\d+)\.ckpt$")  # Lightning's SLURM requeue checkpoints
 
@@ -183,7 +184,10 @@ def check_resume_compatible(
             ".hydra/overrides.yaml), or leave ckpt_path unset to train this model from scratch."
         )
     allowed = tuple(allow_changed)
-    saved = _flatten(checkpoint.get("hyper_parameters") or {})
+    saved_hparams = dict(checkpoint.get("hyper_parameters") or {})
+    if "scheduler" in saved_hparams:  # older checkpoints' linear schedule, in today's keys
+        saved_hparams["scheduler"] = with_schedule_length_of_old_checkpoints(saved_hparams["scheduler"])
+    saved = _flatten(saved_hparams)
     current = _flatten(dict(getattr(model, "hparams", {})))
     differences = [
         f"{key}: checkpoint {saved.get(key, '<absent>')!r}, configured {current.get(key, '<absent>')!r}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganstyle.callbacks.signals import EXIT_CODE_SIGTERM
 from ganstyle.config import ConfigError, validate_config
+from ganstyle.config_checks import drop_quick_start_random_weights, nearest_argument_hint
 from ganstyle.distributed import build_trainer
 from ganstyle.resuming import (
     check_resume_compatible,
@@ -117,7 +119,48 @@ def user_error_message(error: BaseException) -> str | None:
         if isinstance(seen, explained):
             return str(seen)
         seen = seen.__cause__ or seen.__context__
-    return None
+    return argument_error_message(error)
+
+
+def argument_error_message(error: BaseException) -> str | None:
+    """A ValueError (a class's own argument check) or a TypeError about the arguments themselves
+    (unexpected or missing keyword) raised while Hydra built a config node: its own message, naming
+    the config key and target instead of Hydra's wrapper text."""
+    from hydra.errors import InstantiationException
+
+    if not isinstance(error, InstantiationException):
+        return None
+    while isinstance(error.__cause__, InstantiationException):  # a network built inside a model
+        error = error.__cause__
+    cause = error.__cause__
+    about_arguments = isinstance(cause, TypeError) and re.search(
+        r"unexpected keyword|missing \d+ required", str(cause)
+    )
+    if not (isinstance(cause, ValueError) or about_arguments):
+        return None
+    found = re.search(r"full_key: (\S+)", str(error))
+    target = re.search(r"target '([^']+)'", str(error))
+    what = target.group(1) if target else "an object"
+    where = f"{found.group(1)} ({what})" if found else what
+    return f"{where} could not be built from its config: {str(cause).rstrip('.')}.{nearest_argument_hint(what, str(cause))}"
+
+
+def discard_run_dir_of_refused_run() -> None:
+    """Remove this single run's folder when a check refused the run before any work: it then holds
+    only what Hydra wrote on start (.hydra/, the log), which is no result. A folder with anything
+    else (an earlier run's outputs) is kept untouched."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from ganstyle.sweeps import is_multirun
+
+    if not HydraConfig.initialized() or is_multirun():
+        return
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    contents = list(run_dir.iterdir()) if run_dir.is_dir() else []
+    if all(item.name == ".hydra" or (item.suffix == ".log" and item.is_file()) for item in contents):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def resolve_monitor(cfg: DictConfig, model: Any) -> None:
@@ -142,6 +185,7 @@ def tag_random_weights(cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> float | None:
     """Train the configured model; return the monitored metric's final value (for sweepers)."""
     validate_config(cfg)
+    drop_quick_start_random_weights(cfg)  # the user's own images want a real VGG, not the demo's
     check_model_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)

@@ -197,6 +197,17 @@ def _file_error(kind: str, path: Path, problem: str) -> WeightsFileError:
     )
 
 
+def torch_load_problem(error: BaseException) -> str:
+    """What was wrong with a file ``torch.load`` refused, without torch's advice to re-run with
+    ``weights_only=False`` (which would run the file's code) or to file an issue."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    unsupported = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if unsupported:
+        return f"it holds a Python object of type {unsupported.group(1)}, not only tensors and plain data"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+
+
 def load_checked_state_dict(kind: str, path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load ``path`` with ``weights_only=True`` and check it against the architecture of ``kind``.
 
@@ -208,7 +219,7 @@ def load_checked_state_dict(kind: str, path: str | os.PathLike) -> dict[str, tor
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and weights-only errors all mean "not a weights file"
         raise _file_error(
-            kind, path, f"it cannot be read as a PyTorch file ({type(error).__name__}: {error})"
+            kind, path, f"it cannot be read as a PyTorch file ({torch_load_problem(error)})"
         ) from error
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]  # a checkpoint wrapping the state dict

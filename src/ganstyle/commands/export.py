@@ -1,8 +1,9 @@
 """``ganstyle export CHECKPOINT --format onnx|torchscript``: the generator as a standalone file.
 
 The file takes ``(N, 3, H, W)`` float32 RGB in [0, 1] and returns the stylised images in [0, 1]
-(``--range signed``: the generator's own [-1, 1]), for any H and W of at least the generator's
-minimum (8 px for the ResNet generator): padding to the network's size multiple happens inside.
+(``--range signed``: the generator's own [-1, 1]), for any H and W of at least the minimum recorded in
+its metadata (5 px for the ResNet generator, 33 for unet_64): padding to the network's size multiple
+happens inside.
 After writing, the file is run once (onnxruntime, or torch.jit.load) on a random image and compared
 with PyTorch; the largest difference is printed.
 
@@ -23,6 +24,7 @@ PARITY_TOLERANCE = 1e-4  # float32 kernels of two runtimes differ by ~1e-6 on [0
 
 
 def run(args: argparse.Namespace) -> int:
+    from ganstyle.commands.messages import for_cli
     from ganstyle.inference.export import (
         ExportError,
         check_dropout_choice,
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint,
         )
     except (CheckpointError, ExportError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {for_cli(error)}", file=sys.stderr)
         return 1
     print(f"wrote {path} ({info.describe()}, input range {'[0, 1]' if unit_range else '[-1, 1]'})")
     if args.no_check:

@@ -103,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/red] {problem}")
         return 1
 
+    from rich.markup import escape
+
+    from ganstyle.commands.messages import for_cli
     from ganstyle.inference import CheckpointError, InferenceInputError, load
 
     try:
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
             trusted=args.trust_checkpoint,
         )
     except (CheckpointError, InferenceInputError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(for_cli(error))}")
         return 1
     output_dir.mkdir(parents=True, exist_ok=True)
     console.print(f"{stylizer!r}: {len(sources)} image(s) -> {output_dir}")

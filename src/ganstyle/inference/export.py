@@ -1,8 +1,8 @@
 """Export a trained generator to ONNX or TorchScript, ready for any image size.
 
 The exported graph is :class:`ExportedGenerator`: the generator plus mirror padding to its size
-multiple and the crop back, so the file takes any H and W of at least ``min_side`` (8 px for the
-ResNet generator) with no preprocessing beyond the pixel range. ``unit_range=True`` (the default)
+multiple and the crop back, so the file takes any H and W of at least :func:`smallest_input_side`
+(5 px for the ResNet generator, 33 for unet_64) with no preprocessing beyond the pixel range. ``unit_range=True`` (the default)
 makes that range [0, 1] in and out, like image libraries; ``False`` exposes the generator's own
 [-1, 1]. Batch, height and width are dynamic axes. The file records what a user needs to know
 (range, size multiple, direction, dropout) as ONNX metadata properties or a TorchScript extra file
@@ -103,6 +103,19 @@ def default_output_path(checkpoint: str | Path, fmt: str, direction: str | None)
     return checkpoint.with_name(f"{checkpoint.stem}_{direction or 'generator'}{suffix}")
 
 
+def smallest_input_side(info: GeneratorInfo) -> int:
+    """The smallest image side the exported file takes: :class:`ExportedGenerator` reflect-pads it up
+    to a multiple of ``size_multiple``, which must reach the generator's ``min_side``, and a
+    reflection pad must be shorter than the side it mirrors."""
+    multiple = max(1, info.size_multiple)
+    side = 1
+    while True:
+        padded = -(-side // multiple) * multiple
+        if padded >= info.min_side and padded - side < side:
+            return side
+        side += 1
+
+
 def export_metadata(info: GeneratorInfo, unit_range: bool, checkpoint: str | Path | None) -> dict[str, str]:
     return {
         "ganstyle.model_class": info.model_class,
@@ -111,7 +124,7 @@ def export_metadata(info: GeneratorInfo, unit_range: bool, checkpoint: str | Pat
         "ganstyle.output_range": "[0, 1]" if unit_range else "[-1, 1]",
         "ganstyle.layout": "NCHW, RGB, float32",
         "ganstyle.size_multiple": str(info.size_multiple),
-        "ganstyle.min_side": str(max(info.min_side, info.size_multiple)),
+        "ganstyle.min_side": str(smallest_input_side(info)),
         "ganstyle.dropout": "on" if info.dropout else ("off" if info.dropout_layers else "none"),
         "ganstyle.checkpoint": Path(checkpoint).name if checkpoint else "",
     }
@@ -141,11 +154,12 @@ def export_generator(
     """Write ``generator`` (configured as ``info`` describes) to ``path`` as ONNX or TorchScript."""
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r} is not supported; choose one of {', '.join(FORMATS)}.")
-    min_side = max(info.min_side, info.size_multiple)
+    min_side = smallest_input_side(info)
     if min(example_size) < min_side:
         raise ExportError(
-            f"The example size {example_size[0]}x{example_size[1]} is smaller than the generator accepts "
-            f"({min_side} px per side); pass --size of at least {min_side} {min_side}."
+            f"The example size {example_size[0]}x{example_size[1]} is smaller than the exported file takes "
+            f"({min_side} px per side: it pads to multiples of {info.size_multiple} px and the generator "
+            f"needs at least {info.min_side}); pass --size of at least {min_side} {min_side}."
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

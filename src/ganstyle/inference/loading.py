@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganstyle.weights import torch_load_problem
+
 MODEL_CLASS_KEY = "ganstyle_model_class"
 
 
@@ -72,7 +74,7 @@ def read_checkpoint(path: str | Path, trusted: bool = False) -> dict[str, Any]:
             ) from error
         raise CheckpointError(
             f"Checkpoint {path} holds Python objects other than tensors and plain data, which are not "
-            f"loaded by default because unpickling them can run code ({str(error).splitlines()[0]}). "
+            f"loaded by default because unpickling them can run code ({torch_load_problem(error)}). "
             "If you trust the file, load it with trusted=True (CLI: --trust-checkpoint)."
         ) from error
     except (RuntimeError, EOFError, OSError) as error:
@@ -156,6 +158,11 @@ def load_model(
         ) from error
     missing, unexpected = model.load_state_dict(checkpoint["state_dict"], strict=False)
     if missing or unexpected:
+        # A model with no network to apply (Gatys optimises one image, stored as a tensor the fresh
+        # model lacks) says so, and where its result is, instead of listing tensors.
+        explained = no_network_message(model, path)
+        if explained:
+            raise CheckpointError(explained)
         raise CheckpointError(
             f"The weights in {path} do not fit {class_path} built from its own hyperparameters: "
             f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected "
@@ -163,6 +170,20 @@ def load_model(
             "another model class (check --model-class)?"
         )
     return model.eval()
+
+
+def no_network_message(model: nn.Module, path: Path) -> str | None:
+    """The model's own explanation when it has no generator to apply to images, with the checkpoint's
+    run folder result when one is there; None for models that have one."""
+    try:
+        model.inference_generator()
+    except NotImplementedError as error:
+        result = path.resolve().parent.parent / "stylized.png"
+        found = f" This checkpoint's run saved its result as {result}." if result.is_file() else ""
+        return f"{path} holds a {type(model).__name__}. {error}{found}"
+    except Exception:  # a model that needs arguments (a direction, style images) has a generator
+        return None
+    return None
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -14,7 +14,6 @@ stops the run before training) or ``false``.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ from torch import nn
 
 from ganstyle.config import ConfigError
 from ganstyle.metrics.fid import DistributionMetrics, build_inception_feature_extractor
-from ganstyle.weights import WeightsNotFoundError, keep_out_of_checkpoints, resolve_weights
+from ganstyle.weights import WeightsNotFoundError, cached_path, keep_out_of_checkpoints, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +44,15 @@ def fid_enabled(metrics_cfg: Mapping[str, Any] | None) -> bool:
         resolve_weights(
             "fid_inception", metrics_cfg.get("fid_weights_path"), config_key="metrics.fid_weights_path"
         )
-    except WeightsNotFoundError as error:
+    except WeightsNotFoundError:
         if mode is True:
             raise
-        warnings.warn(
-            "FID/KID are off for this run (metrics.fid=auto) because the Inception weights are missing; "
-            f"the ground-truth metric is monitored instead. {error}",
-            stacklevel=2,
+        # One line: the full explanation (where the file goes, how to fetch it) is metrics.fid=true's.
+        log.warning(
+            "FID/KID are off: no Inception weights file %s; `ganstyle fetch-weights --kinds fid_inception` "
+            "or metrics.fid_weights_path=<file> turns them on (metrics.fid=true explains, metrics.fid=false "
+            "silences this)",
+            cached_path("fid_inception"),
         )
         return False
     return True

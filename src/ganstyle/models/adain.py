@@ -168,6 +168,8 @@ class AdaIN(GANModule):
     """Frozen VGG19 encoder to relu4_1, trained decoder; :meth:`stylize` and :meth:`inference_generator`
     for inference. See the module docstring for the objective and the training schedule."""
 
+    data_kinds = ("content_style",)  # content photos and style image(s)
+
     loss_terms = ("content_weight", "style_weight")
     visual_rows = (("content", "style", "stylized"),)
     # FID/KID of stylised validation images against style crops of the same size (val/fid_style),

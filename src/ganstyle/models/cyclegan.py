@@ -31,6 +31,7 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
 
 
 class CycleGAN(GANModule):
+    data_kinds = ("unpaired", "paired")  # A/B batches; pairs are simply not used as pairs
     # content/style/TV (loss.content_weight, ...) are optional perceptual terms on a frozen VGG:
     # style compares G_AB(A) with real B images (and G_BA(B) with real A), content G_AB(A) with A.
     loss_terms = (

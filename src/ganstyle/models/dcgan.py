@@ -81,6 +81,8 @@ class DCGAN(GANModule):
         fixed_noise_seed: seed of the fixed noise (stored in checkpoints as a buffer as well).
     """
 
+    data_kinds = ("image_folder",)  # unconditional: one folder of images
+
     loss_terms = ("gan_weight",)
     visual_rows = (("samples",),)
     # FID/KID of samples against the validation images (val/fid_samples) when FID runs. There is no

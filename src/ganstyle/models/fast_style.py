@@ -132,6 +132,8 @@ class FastStyleTransfer(GANModule):
     """TransformerNet trained with VGG16 perceptual losses and, when ``loss.gan_weight > 0``, a PatchGAN
     critic on style crops; see the module docstring for the objective and the weights' scale."""
 
+    data_kinds = ("content_style",)  # content photos and style image(s)
+
     loss_terms = ("content_weight", "style_weight", "tv_weight", "gan_weight")
     visual_rows = (("content", "stylized", "style"),)
     # FID/KID of stylised validation images against style crops of the same size (val/fid_style),

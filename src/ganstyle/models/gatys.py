@@ -89,6 +89,8 @@ class GatysStyleTransfer(GANModule):
     """The output image as the only parameter, optimised against VGG19 content and style targets; see
     the module docstring for the objective, the iteration count and colour preservation."""
 
+    data_kinds = ("single_image_style",)  # one content image and its style image(s)
+
     loss_terms = ("content_weight", "style_weight", "tv_weight")
     visual_rows = (("content", "style", "stylized"),)
     # One image: no distribution to score with FID; monitor.metric=auto picks the objective.

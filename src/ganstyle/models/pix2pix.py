@@ -88,6 +88,8 @@ class Pix2Pix(GANModule):
         batch_statistics_at_inference: batch norm on each batch's own statistics in eval mode (paper: true).
     """
 
+    data_kinds = ("paired",)  # its L1 term compares each output with the corresponding target
+
     loss_terms = ("gan_weight", "l1_weight")
     visual_rows = (("real_A", "fake_B", "real_B"),)
     # FID/KID of G(A) against the real B of the validation pairs (val/fid_B) when FID runs; see

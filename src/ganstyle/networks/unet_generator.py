@@ -123,6 +123,9 @@ class UnetGenerator(nn.Module):
         check_norm(norm, owner)
         check_init(init_type, init_gain, owner)
         self.size_multiple = 2**num_downs  # the bottleneck must come out at a whole 1x1 or larger
+        # One multiple is enough: at 2**num_downs px the innermost level is 1x1 and has no norm layer,
+        # which is the size the U-Net was designed for (unet_256 at 256 px).
+        self.min_side = self.size_multiple
 
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, norm=norm, innermost=True)
         for _ in range(num_downs - 5):

@@ -1,0 +1,396 @@
+"""Checks of a whole composed run config, before any dataset is read or any network is built.
+
+:func:`ganstyle.config.validate_config` runs them in this order: argument types (``data.batch_size=two``),
+required values, the trainer (``max_epochs``, the device it asks for), the schedule against the run's
+length, the data the model can train on (``model=pix2pix data=unpaired``), and the image size the
+generator and discriminator accept (``data.crop_size=32`` with ``unet_64``). Each failure is one
+paragraph: the key, its value, what is allowed, and the override that fixes it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import types
+import typing
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ganstyle.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+# What each kind of data module holds, and the data option (with the keys to set) that gives it.
+DATA_KINDS: dict[str, tuple[str, str]] = {
+    "unpaired": (
+        "two sets of images, A and B, that need not correspond",
+        "data=unpaired data.root=<folder with trainA/ trainB/ testA/ testB/>",
+    ),
+    "paired": (
+        "A and B images that correspond one to one",
+        "data=paired data.root=<folder with train/ and val/ (A|B side by side), or trainA/ trainB/ "
+        "testA/ testB/ with matching file names>",
+    ),
+    "content_style": (
+        "content photos and style image(s)",
+        "data=content_style data.content_root=<folder of photos> data.style=<style image>",
+    ),
+    "single_image_style": (
+        "one content image and its style image(s)",
+        "data=embedded_gatys data.content=<photo> data.style=<style image>",
+    ),
+    "image_folder": ("one folder of images", "data=image_folder data.root=<folder of images>"),
+}
+_SIMPLE_TYPES = (bool, int, float, str, type(None))
+
+
+def hydra_node(cfg: DictConfig) -> Any:
+    """Hydra's own node: in ``cfg`` when composed with it (tests), else the running app's."""
+    if "hydra" in cfg:
+        return cfg.hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def choice(cfg: DictConfig, group: str) -> str | None:
+    """The option chosen for a config group (``data=unpaired``), when Hydra composed the config."""
+    try:
+        return hydra_node(cfg).runtime.choices.get(group)
+    except Exception:  # composed without Hydra
+        return None
+
+
+def command_line_overrides(cfg: DictConfig) -> list[str]:
+    """The overrides the user typed for this run (``loss.style_weight=1e4``), when Hydra composed it."""
+    try:
+        return [str(item) for item in hydra_node(cfg).overrides.task]
+    except Exception:  # composed without Hydra
+        return []
+
+
+def target_class(node: Any) -> Any:
+    """The class or function a ``_target_`` node names, or None when it cannot be imported."""
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return None
+    try:
+        return hydra.utils.get_object(str(node._target_))
+    except Exception:  # an unknown target fails at instantiation with Hydra's own message
+        return None
+
+
+# --- argument types ------------------------------------------------------------------------------
+def declared_types(target: Any) -> dict[str, tuple[type, ...]]:
+    """Argument name -> the plain types its annotation allows, for arguments of simple types only."""
+    functions = (
+        [klass.__init__ for klass in reversed(target.__mro__)] if inspect.isclass(target) else [target]
+    )
+    declared: dict[str, tuple[type, ...]] = {}
+    for function in functions:
+        try:
+            hints = typing.get_type_hints(function)
+        except Exception:  # annotations naming types this module cannot resolve: not checked
+            continue
+        for name, hint in hints.items():
+            allowed = (
+                typing.get_args(hint)
+                if typing.get_origin(hint) in (typing.Union, types.UnionType)
+                else (hint,)
+            )
+            if allowed and all(kind in _SIMPLE_TYPES for kind in allowed):
+                declared[name] = allowed
+            else:
+                declared.pop(name, None)
+    return declared
+
+
+def fits(value: Any, allowed: tuple[type, ...]) -> bool:
+    if value is None:  # many arguments take None without saying so in their annotation
+        return True
+    if isinstance(value, bool):
+        return bool in allowed
+    if isinstance(value, int):
+        return int in allowed or float in allowed
+    return isinstance(value, tuple(kind for kind in allowed if kind is not type(None)))
+
+
+def nearest_argument_hint(target: str, cause: str) -> str:
+    """ " Did you mean <argument>?" for an unexpected keyword close to one the target takes."""
+    import difflib
+
+    unexpected = re.search(r"unexpected keyword argument '([^']+)'", cause)
+    if not unexpected:
+        return ""
+    try:
+        built = hydra.utils.get_object(target)
+        functions = [klass.__init__ for klass in built.__mro__] if inspect.isclass(built) else [built]
+        names = {name for function in functions for name in inspect.signature(function).parameters}
+    except Exception:  # a target that cannot be inspected: the plain message stands
+        return ""
+    near = difflib.get_close_matches(unexpected.group(1), sorted(names - {"self", "args", "kwargs"}), n=1)
+    return f" Did you mean {near[0]}?" if near else ""
+
+
+def check_argument_types(node: Any, key: str) -> None:
+    """Every value of a ``_target_`` node has a type its target's signature accepts."""
+    target = target_class(node)
+    if target is None:
+        return
+    declared = declared_types(target)
+    for name in node:
+        if name.startswith("_") or name not in declared or OmegaConf.is_missing(node, name):
+            continue
+        try:
+            value = node[name]
+        except Exception:  # an interpolation that cannot resolve: reported where it is used
+            continue
+        allowed = declared[name]
+        if OmegaConf.is_config(value) or fits(value, allowed):
+            continue
+        names = " or ".join("null" if kind is type(None) else kind.__name__ for kind in allowed)
+        example = {int: "4", float: "2.0e-4", bool: "true"}.get(allowed[0], "<value>")
+        yaml_hint = (
+            " In YAML files write numbers like 2.0e-4: plain 2e-4 is read as a string."
+            if float in allowed
+            else ""
+        )
+        raise ConfigError(
+            f"{key}.{name}={value!r} is not a valid value: {getattr(target, '__name__', target)} takes "
+            f"{name} as {names}. Pass one, e.g. `{key}.{name}={example}`.{yaml_hint}"
+        )
+
+
+def check_required_values(cfg: DictConfig) -> None:
+    """A ``???`` value (required, no default) is named with the override that sets it."""
+    for group in ("data", "model"):
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig):
+            continue
+        for name in node:
+            if OmegaConf.is_missing(node, name):
+                raise ConfigError(
+                    f"{group}.{name} is required by data={choice(cfg, group) or cfg[group].get('_target_')} "
+                    f"and has no default. Set it on the command line, e.g. `{group}.{name}=<value>` "
+                    f"(see the comments in conf/{group}/{choice(cfg, group) or '<option>'}.yaml)."
+                )
+
+
+def check_named_images_exist(cfg: DictConfig) -> None:
+    """``data.content`` / ``data.style`` files the user named exist, before a network (and the VGG
+    weights they need) is built: a typo in a path is the first thing to hear about."""
+    from pathlib import Path
+
+    from ganstyle.data.images import IMAGE_EXTENSIONS, DatasetError
+
+    data = cfg.get("data")
+    if not isinstance(data, DictConfig):
+        return
+    for key, role in (("content", "content image"), ("style", "style image")):
+        if key not in data or OmegaConf.is_missing(data, key) or data.get(key) is None:
+            continue
+        value = data.get(key)
+        entries = list(value) if OmegaConf.is_list(value) or isinstance(value, list) else [value]
+        for entry in entries:
+            path = Path(str(entry)).expanduser()
+            if not path.exists():
+                raise DatasetError(
+                    f"The {role} {path.absolute()} does not exist. data.{key} must name image files "
+                    f"({', '.join(sorted(IMAGE_EXTENSIONS))}) or folders of them, e.g. "
+                    f"`data.{key}=/path/to/image.jpg` or `data.{key}=[a.jpg,b.jpg]`."
+                )
+
+
+# --- trainer -------------------------------------------------------------------------------------
+def check_trainer(cfg: DictConfig) -> None:
+    """A run of at least one epoch, on a device this machine has."""
+    trainer = cfg.get("trainer")
+    if trainer is None:
+        return
+    max_epochs = trainer.get("max_epochs")
+    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+        raise ConfigError(
+            f"trainer.max_epochs={max_epochs} is not a run length: it must be a whole number of at least "
+            "1 (0 would save an untrained network as if it were a result, -1 or null would train without "
+            "end). Set e.g. `trainer.max_epochs=10`; schedules and checkpoints follow it."
+        )
+    accelerator = str(trainer.get("accelerator", "cpu")).lower()
+    check_precision_and_accelerator(trainer.get("precision"), accelerator)
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = f"torch {torch.__version__} " + (
+            "with CUDA, but no GPU is visible" if torch.version.cuda else "without CUDA"
+        )
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} (trainer={choice(cfg, 'trainer') or 'gpu'}) asks for a CUDA GPU, but this machine has "
+            f"none for torch ({build}). Train on the CPU with `trainer=cpu` (the default), or run on a "
+            "machine where `python -c 'import torch; print(torch.cuda.is_available())'` prints True."
+        )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            "trainer.accelerator=mps asks for Apple's GPU, which this machine does not have; use trainer=cpu."
+        )
+    devices = trainer.get("devices")
+    if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > torch.cuda.device_count():
+        raise ConfigError(
+            f"trainer.devices={devices} but this machine has {torch.cuda.device_count()} GPU(s). Set "
+            f"trainer.devices to at most {torch.cuda.device_count()} (or -1 for all of them)."
+        )
+
+
+def check_precision_and_accelerator(precision: Any, accelerator: str) -> None:
+    """Values Lightning's Trainer accepts, named before the model is built (Lightning checks them last)."""
+    from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT_STR, _PRECISION_INPUT_STR_ALIAS
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    precisions = typing.get_args(_PRECISION_INPUT_STR) + typing.get_args(_PRECISION_INPUT_STR_ALIAS)
+    if precision is not None and str(precision) not in precisions:
+        raise ConfigError(
+            f"trainer.precision={precision} is not a precision Lightning knows: use one of "
+            f"{', '.join(precisions)}, e.g. `trainer.precision=32-true` (the default) or "
+            "`trainer.precision=bf16-mixed` on a recent GPU."
+        )
+    accelerators = sorted({*AcceleratorRegistry.available_accelerators(), "gpu", "auto"})
+    if accelerator not in accelerators:
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} is not a device type: use one of {', '.join(accelerators)}, "
+            "or pick the hardware with `trainer=cpu` / `trainer=gpu`."
+        )
+
+
+def check_schedule(cfg: DictConfig) -> None:
+    """A schedule that changes the rate within the run, and never raises it again at the end."""
+    scheduler, trainer = cfg.get("scheduler"), cfg.get("trainer")
+    if not isinstance(scheduler, DictConfig) or trainer is None:
+        return
+    max_epochs, target = trainer.get("max_epochs"), str(scheduler.get("_target_", ""))
+    if target.endswith("StepLR") and int(scheduler.get("step_size", 1)) >= max_epochs:
+        raise ConfigError(
+            f"scheduler.step_size={scheduler.step_size} but the run has trainer.max_epochs={max_epochs}: "
+            "the step schedule multiplies the rate by gamma every step_size epochs, so it would never "
+            f"change. Set scheduler.step_size below {max_epochs} (e.g. {max(1, max_epochs // 2)}) or use "
+            "scheduler=linear, which fits itself to the run."
+        )
+    if target.endswith("CosineAnnealingLR") and int(scheduler.get("T_max", max_epochs)) < max_epochs:
+        raise ConfigError(
+            f"scheduler.T_max={scheduler.T_max} is shorter than the run (trainer.max_epochs={max_epochs}): "
+            "cosine annealing rises again after T_max epochs. Leave T_max at its default "
+            "(${trainer.max_epochs}) or set it to the run's length."
+        )
+
+
+# --- data and sizes ------------------------------------------------------------------------------
+def check_data_fits_model(cfg: DictConfig) -> None:
+    """The data module gives the batches the model trains on."""
+    model_class, data_class = target_class(cfg.get("model")), target_class(cfg.get("data"))
+    needs, gives = getattr(model_class, "data_kinds", None), getattr(data_class, "data_kind", None)
+    if not needs or not gives or gives in needs:
+        return
+    model_name = choice(cfg, "model") or model_class.__name__
+    data_name = choice(cfg, "data") or data_class.__name__
+    fixes = " or ".join(f"`{DATA_KINDS[kind][1]}`" for kind in needs)
+    raise ConfigError(
+        f"model={model_name} trains on {DATA_KINDS[needs[0]][0]}, but data={data_name} holds "
+        f"{DATA_KINDS[gives][0]}: training would compare unrelated images or fail mid-step. Use "
+        f"{fixes}, or leave data out for the embedded data of model={model_name} (data=embedded_{model_name})."
+    )
+
+
+def training_size(data: DictConfig) -> int | None:
+    """The side of the square training crops, when the config fixes it."""
+    crop = data.get("crop_size")
+    if "crop" in str(data.get("preprocess", "")) and isinstance(crop, int) and not isinstance(crop, bool):
+        return crop
+    return None
+
+
+def check_networks_fit_size(cfg: DictConfig) -> None:
+    """Build the generator and discriminator on the meta device (no memory, no weights) and run one
+    forward pass at the training crop size, so a crop too small for them, or an unknown network
+    option, is named here instead of failing in the first step."""
+    model, data = cfg.get("model"), cfg.get("data")
+    if not isinstance(model, DictConfig) or not isinstance(data, DictConfig):
+        return
+    # Image-to-image models build their networks from these configs as they are; DCGAN completes
+    # its configs first (norm by loss, size by data), so its nodes alone would not build.
+    kinds = set(getattr(target_class(model), "data_kinds", ()))
+    if not kinds or not kinds <= {"unpaired", "paired", "content_style"}:
+        return
+    size = training_size(data)
+    batch = data.get("batch_size") if isinstance(data.get("batch_size"), int) else 1
+    for name in ("generator", "discriminator"):
+        node = model.get(name)
+        if target_class(node) is None:
+            continue
+        config = OmegaConf.to_container(node, resolve=True)
+        try:
+            with torch.device("meta"):
+                network = hydra.utils.instantiate(config)
+        except Exception as error:
+            cause = error.__cause__ or error
+            if isinstance(cause, (ValueError, TypeError)):
+                hint = nearest_argument_hint(str(config.get("_target_")), str(cause))
+                raise ConfigError(f"model.{name} cannot be built: {str(cause).rstrip('.')}.{hint}") from None
+            return  # anything else is not the config's fault: let the real build report it
+        if size is None:
+            continue
+        channels = int(config.get("in_channels", 3))
+        try:
+            network.train()(torch.empty(batch, channels, size, size, device="meta"))
+        except Exception as error:
+            multiple = getattr(network, "size_multiple", None)
+            what = (
+                f"netG={config['netG']}"
+                if "netG" in config
+                else str(config.get("_target_")).rsplit(".", 1)[-1]
+            )
+            need = f" ({what} needs sides that are multiples of {multiple})" if multiple else ""
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            larger = multiple * max(1, -(-size // multiple)) if multiple else 2 * size
+            smaller = {
+                "generator": "model.generator.netG=resnet_6blocks",
+                "discriminator": "model.discriminator.n_layers=2",
+            }[name]
+            raise ConfigError(
+                f"data.crop_size={size} does not fit model.{name} ({what}): one training step at "
+                f"{size}x{size} px would fail ({reason}){need}. Use a crop the network takes, e.g. "
+                f"`data.crop_size={larger} data.load_size={max(larger, int(data.get('load_size') or 0))}`, "
+                f"or a network for small images (e.g. `{smaller}`)."
+            ) from None
+
+
+# --- the quick starts' random-weights opt-in ------------------------------------------------------
+def own_images(cfg: DictConfig) -> bool:
+    """The user named their own content or style images, or chose a data option that reads them."""
+    data = cfg.get("data") or {}
+    data_option = choice(cfg, "data")
+    return bool(data.get("content") or data.get("style")) or (
+        data_option is not None and not str(data_option).startswith("embedded_")
+    )
+
+
+def drop_quick_start_random_weights(cfg: DictConfig) -> None:
+    """A user's own images switch off the quick start's random-VGG opt-in.
+
+    The quick starts of gatys, fast_style and adain opt in to a random VGG so the embedded demo runs
+    without the ImageNet file; its output is not a stylisation. With the user's own images they want
+    the real thing, so the loss goes back to ImageNet weights (a missing file then says how to fetch
+    it). Passing ``loss.feature_net.weights=random`` on the command line keeps the random network.
+    """
+    feature_net = (cfg.get("loss") or {}).get("feature_net") or {}
+    experiment = choice(cfg, "experiment")
+    if feature_net.get("weights") != "random" or not str(experiment or "").endswith("_quickstart"):
+        return
+    if any(item.lstrip("+").startswith("loss.feature_net.weights=") for item in command_line_overrides(cfg)):
+        return  # the user's own explicit choice
+    if not own_images(cfg):
+        return
+    with open_dict(cfg):
+        cfg.loss.feature_net.weights = "imagenet"
+    log.info(
+        "your own images: the quick start's random VGG (experiment=%s) is off and the loss uses ImageNet "
+        "weights; `loss.feature_net.weights=random` keeps the random network (output is not a stylisation)",
+        experiment,
+    )

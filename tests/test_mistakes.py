@@ -1,0 +1,269 @@
+"""A user's mistakes get one clear paragraph before any work: the key, its value, what is allowed and
+the fix; never a traceback, a silent wrong run, or a half-written run folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import hydra
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from ganstyle.config import ConfigError, validate_config
+from ganstyle.config_checks import drop_quick_start_random_weights
+from ganstyle.overrides import check_overrides
+from ganstyle.training import user_error_message
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = str(ROOT / "conf")
+
+
+def assert_one_paragraph(message: str, *expected: str) -> None:
+    assert "\n" not in message and "Traceback" not in message
+    for text in expected:
+        assert text in message, (text, message)
+
+
+# --- the validation pass over the composed config -------------------------------------------------
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        # types, for keys outside the loss schema
+        (["data.batch_size=two"], ["data.batch_size='two'", "int", "data.batch_size=4"]),
+        (["trainer.max_epochs=abc"], ["trainer.max_epochs='abc'", "int"]),
+        (["model.generator.ngf=wide"], ["model.generator.ngf='wide'", "int"]),
+        (["model=pix2pix", "data.crop_size=1.5"], ["data.crop_size=1.5", "int"]),
+        # run length
+        (["trainer.max_epochs=0"], ["trainer.max_epochs=0", "at least 1", "trainer.max_epochs=10"]),
+        (["trainer.max_epochs=-1"], ["trainer.max_epochs=-1", "without end"]),
+        (["trainer.max_epochs=null"], ["trainer.max_epochs=None", "at least 1"]),
+        (["trainer.precision=17"], ["trainer.precision=17", "bf16-mixed"]),
+        (["trainer.accelerator=tpux"], ["trainer.accelerator=tpux", "trainer=cpu"]),
+        # data the model cannot train on
+        (["model=pix2pix", "data=unpaired"], ["model=pix2pix", "data=unpaired", "data=paired data.root="]),
+        (["data=image_folder"], ["model=cyclegan", "data=image_folder", "data=unpaired data.root="]),
+        (["model=dcgan", "data=unpaired"], ["model=dcgan", "data=image_folder data.root="]),
+        (["model=gatys", "data=paired"], ["model=gatys", "data.content=<photo>"]),
+        (["model=fast_style", "data=embedded_cyclegan"], ["model=fast_style", "data=content_style"]),
+        # crops the networks cannot take
+        (
+            ["data.load_size=32", "data.crop_size=32"],
+            ["data.crop_size=32", "netG=unet_64", "multiples of 64"],
+        ),
+        (
+            ["data.load_size=96", "data.crop_size=96"],
+            ["data.crop_size=96", "netG=unet_64", "data.crop_size=128"],
+        ),
+        (
+            ["model.generator.netG=resnet_2blocks", "data.load_size=16", "data.crop_size=16"],
+            ["data.crop_size=16", "model.discriminator", "n_layers=2"],
+        ),
+        # keys added with "+" (Hydra's own hint for a misspelt key), which nothing would read
+        (["+loss.stlye_weight=1"], ["loss.stlye_weight", "Did you mean loss.style_weight?"]),
+        (["+model.generator.ngg=8"], ["model.generator", "'ngg'", "Did you mean ngf?"]),
+        # networks that cannot be built at all
+        (["model.generator.netG=unet_60"], ["model.generator", "Unknown generator netG='unet_60'"]),
+        # schedules that would not change the rate, or raise it again
+        (["scheduler=step"], ["scheduler.step_size=50", "trainer.max_epochs=4", "never change"]),
+        (["scheduler=cosine", "scheduler.T_max=2"], ["scheduler.T_max=2", "rises again"]),
+        # a required value
+        (["model=fast_style", "data=content_style"], ["data.style is required", "data.style=<value>"]),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) and "=" in value[0] else None,
+)
+def test_config_mistakes_are_refused_in_one_paragraph_naming_the_key_and_the_fix(
+    compose_config, overrides, expected
+):
+    with pytest.raises(ConfigError) as error:
+        validate_config(compose_config(*overrides))
+    assert_one_paragraph(str(error.value), *expected)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_trainer_gpu_without_a_gpu_is_refused_naming_trainer_cpu(compose_config):
+    with pytest.raises(ConfigError) as error:
+        validate_config(compose_config("trainer=gpu"))
+    assert_one_paragraph(str(error.value), "trainer=gpu", "CUDA GPU", "trainer=cpu")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["model=pix2pix"],
+        ["model=dcgan"],
+        ["experiment=wgangp_quickstart"],
+        ["model=gatys"],
+        ["model=fast_style"],
+        ["model=adain"],
+        ["experiment=null"],
+        ["model=pix2pix", "experiment=null"],
+        ["data.load_size=72", "data.crop_size=64", "trainer.max_epochs=7"],
+        ["scheduler=cosine"],
+        ["scheduler=step", "scheduler.step_size=2"],
+    ],
+)
+def test_the_shipped_configs_pass_the_validation(compose_config, overrides):
+    validate_config(compose_config(*overrides))
+
+
+# --- misspelt keys on the command line -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["loss.stlye_weight=1"], ["loss.stlye_weight=1", "Did you mean loss.style_weight?"]),
+        (["trainer.max_epoch=1"], ["Did you mean trainer.max_epochs?"]),
+        (["model.generator.ngg=8"], ["Did you mean model.generator.ngf?"]),
+        (["data.bach_size=2"], ["Did you mean data.batch_size?"]),
+        (["traner.max_epochs=2"], ["Did you mean trainer.max_epochs?"]),
+        (["modle=pix2pix"], ["Did you mean model?"]),
+        (["-m", "loss.cycl_weight=5,10"], ["loss.cycl_weight=5,10", "Did you mean loss.cycle_weight?"]),
+        (["loss.style_weight=abc"], ["'abc' is not a valid value for loss.style_weight", "Float"]),
+        # a folder given to a data config that builds its own images: the option that reads it
+        (
+            ["data.root=/data/horse2zebra"],
+            ["data=embedded_cyclegan has no data.root", "data=unpaired data.root="],
+        ),
+        (["model=pix2pix", "data.root=/data/facades"], ["data=embedded_pix2pix", "data=paired data.root="]),
+        (["model=dcgan", "data.root=/data/art"], ["data=embedded_dcgan", "data=image_folder data.root="]),
+        (["model=fast_style", "data.content_root=/coco"], ["data=content_style data.content_root="]),
+    ],
+)
+def test_misspelt_or_misplaced_overrides_get_the_nearest_valid_names(argv, expected):
+    with pytest.raises(ConfigError) as error:
+        check_overrides(["train.py", *argv], CONF)
+    assert_one_paragraph(str(error.value), *expected)
+    assert "+" not in str(error.value).split("Did you mean")[-1]  # never Hydra's "use +key" advice
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["loss.style_weight=1e4"],
+        ["-m", "loss.cycle_weight=5,10"],
+        ["data=unpaired", "data.root=/data/horse2zebra"],
+        ["+extra_key=1"],
+        ["--cfg", "job"],
+        ["hydra.run.dir=/tmp/run"],
+    ],
+)
+def test_valid_command_lines_pass_the_override_check(argv):
+    check_overrides(["train.py", *argv], CONF)
+
+
+# --- train.py end to end ---------------------------------------------------------------------------
+def run_train_py(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, WANDB_MODE="offline", OMP_NUM_THREADS="1", GANSTYLE_CACHE=str(cwd / "cache"))
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *overrides, f"hydra.run.dir={cwd / 'run'}"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["loss.stlye_weight=1"], "Did you mean loss.style_weight?"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
+        pytest.param(["model=pix2pix", "data=unpaired"], "data=paired", marks=pytest.mark.slow),
+        pytest.param(["data.root=/data/horse2zebra"], "data=unpaired data.root=", marks=pytest.mark.slow),
+        pytest.param(["data.batch_size=two"], "data.batch_size='two'", marks=pytest.mark.slow),
+        pytest.param(["data.load_size=32", "data.crop_size=32"], "netG=unet_64", marks=pytest.mark.slow),
+    ],
+)
+def test_train_py_answers_a_mistake_with_exit_1_one_paragraph_and_nothing_written(
+    tmp_path, overrides, expected
+):
+    result = run_train_py(tmp_path, *overrides)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and expected in errors[0]
+    assert "Traceback" not in result.stderr and "+loss" not in result.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "outputs").exists()
+
+
+# --- Hydra's wrapper -------------------------------------------------------------------------------
+def test_an_argument_error_inside_hydras_instantiate_names_the_key_and_the_classs_own_message():
+    config = OmegaConf.create(
+        {"model": {"generator": {"_target_": "ganstyle.networks.define_generator", "netG": "x"}}}
+    )
+    with pytest.raises(Exception) as error:
+        hydra.utils.instantiate(config.model)
+    message = user_error_message(error.value)
+    assert message is not None and "define_generator" in message and "Unknown generator netG='x'" in message
+    assert "Error in call to target" not in message
+
+
+def test_an_added_data_key_nothing_reads_gets_the_nearest_argument(compose_config):
+    with pytest.raises(Exception) as error:
+        hydra.utils.instantiate(compose_config("+data.bach_size=2").data)
+    assert_one_paragraph(user_error_message(error.value), "'bach_size'", "Did you mean batch_size?")
+
+
+def test_a_network_refusing_its_size_inside_a_model_names_the_network_and_the_reason(compose_config):
+    cfg = compose_config("model=dcgan", "data.load_size=48", "data.crop_size=48")
+    validate_config(cfg)  # DCGAN sizes its networks from the data: only building them tells
+    with pytest.raises(Exception) as error:
+        hydra.utils.instantiate(cfg.model, _recursive_=False)
+    message = user_error_message(error.value)
+    assert (
+        message is not None
+        and "DCGANGenerator" in message
+        and "power of two" in message
+        and "got 48" in message
+    )
+
+
+# --- the quick starts' random VGG and the user's own images ---------------------------------------
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    from PIL import Image
+
+    path = tmp_path / "me.png"
+    Image.new("RGB", (48, 40), (200, 120, 40)).save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("model", "own_images"),
+    [
+        ("gatys", "data.content={photo} data.style={photo}"),
+        ("fast_style", "data.style={photo}"),
+        ("adain", "data.style={photo}"),
+    ],
+)
+def test_own_images_switch_the_quick_starts_random_vgg_off(compose_config, photo, model, own_images):
+    demo = compose_config(f"model={model}")
+    drop_quick_start_random_weights(demo)
+    assert demo.loss.feature_net.weights == "random"  # the embedded demo keeps its opt-in
+    own = compose_config(f"model={model}", *own_images.format(photo=photo).split())
+    drop_quick_start_random_weights(own)
+    assert own.loss.feature_net.weights == "imagenet" and own.model.loss.feature_net.weights == "imagenet"
+    again = compose_config(
+        f"model={model}", *own_images.format(photo=photo).split(), "loss.feature_net.weights=random"
+    )
+    drop_quick_start_random_weights(again)
+    assert again.loss.feature_net.weights == "random"  # opted in again, explicitly
+
+
+def test_gatys_on_own_images_without_vgg_weights_stops_naming_the_file(
+    compose_config, photo, tmp_path, monkeypatch
+):
+    from ganstyle.training import train
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    cfg = compose_config(
+        "model=gatys", f"data.content={photo}", f"data.style={photo}", output_dir=tmp_path / "run"
+    )
+    with pytest.raises(Exception) as error:
+        train(cfg)
+    assert "vgg19-dcbb9e9d.pth" in user_error_message(error.value)
+    assert not (tmp_path / "run" / "stylized.png").exists()
