@@ -30,6 +30,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ganstyle.config import ConfigError
+from ganstyle.monitoring import MonitoredMetricNotLoggedError, not_logged_message
 
 MAX_LISTED = 10  # names listed in one message; the rest are counted
 
@@ -170,7 +171,23 @@ class LastAndBestCheckpoint(ModelCheckpoint):
     then crashed would resume from its best epoch and silently lose the epochs since. Here, whenever
     an epoch (or ``every_n_train_steps``) save point passes without any file written, ``last.ckpt``
     is written anyway; top-k selection is unchanged.
+
+    A monitored metric missing after a validation (one that could not be checked before training,
+    see ganstyle.monitoring) writes ``last.ckpt`` first and then stops the run with a
+    :class:`~ganstyle.monitoring.MonitoredMetricNotLoggedError` naming the metrics that are logged,
+    instead of Lightning's MisconfigurationException.
     """
+
+    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        missing = self.save_top_k != 0 and self.monitor is not None and self.monitor not in monitor_candidates
+        if missing and trainer.fit_loop.epoch_loop.val_loop._has_run:
+            self._save_last_checkpoint(trainer, monitor_candidates)  # nothing of this epoch is lost
+            raise MonitoredMetricNotLoggedError(
+                not_logged_message(self.monitor, monitor_candidates, "was not logged by the first validation")
+                + f" This epoch is saved in {self.last_model_path}; continue with `ckpt_path=last` and the "
+                "same `hydra.run.dir`."
+            )
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ganstyle.callbacks.signals import EXIT_CODE_SIGTERM
 from ganstyle.config import ConfigError, validate_config
 from ganstyle.distributed import build_trainer
+from ganstyle.monitoring import plan_monitor
 from ganstyle.resuming import (
     check_resume_compatible,
     check_run_dir_reuse,
@@ -120,14 +121,31 @@ def user_error_message(error: BaseException) -> str | None:
     return None
 
 
-def resolve_monitor(cfg: DictConfig, model: Any) -> None:
-    """`monitor.metric: auto` becomes the model's choice: FID when it runs, else ground truth."""
-    if cfg.get("monitor") is None or cfg.monitor.get("metric") != "auto":
+def resolve_monitor(cfg: DictConfig, model: Any, datamodule: Any) -> None:
+    """Fix `monitor.metric` before training to a metric this run logs (see ganstyle.monitoring).
+
+    `auto` becomes FID when it runs, else the model's ground-truth metric when the validation data has
+    targets, else nothing: then no best checkpoint is kept (save_top_k=0), last.ckpt is still written
+    every epoch, and one log line says why. An explicit metric the run will not log raises here.
+    """
+    if cfg.get("monitor") is None:
         return
-    metric, mode = model.default_monitor()
+    fid_on = getattr(model, "fid_metrics", lambda: None)() is not None
+    metrics_cfg = OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else None
+    loss = dict(model.hparams.get("loss") or {})
+    monitor_cfg = OmegaConf.to_container(cfg.monitor, resolve=True)
+    choice = plan_monitor(monitor_cfg, type(model), loss, datamodule, metrics_cfg, fid_on)
+    if choice is None:
+        return
     with open_dict(cfg):
-        cfg.monitor.metric, cfg.monitor.mode = metric, mode
-    log.info("monitoring %s (%s)", metric, mode)
+        cfg.monitor.metric, cfg.monitor.mode = choice.metric, choice.mode
+        checkpoint_cfg = (cfg.get("callbacks") or {}).get("model_checkpoint")
+        if choice.metric is None and checkpoint_cfg is not None and monitor_cfg.get("metric") == "auto":
+            checkpoint_cfg.save_top_k = 0  # a "best" of nothing would just be the latest epoch
+    if choice.metric is None:
+        log.info(choice.reason)
+    else:
+        log.info("monitoring %s (%s): %s", choice.metric, choice.mode, choice.reason)
 
 
 def tag_random_weights(cfg: DictConfig) -> None:
@@ -163,7 +181,7 @@ def train(cfg: DictConfig) -> float | None:
         model.configure_validation_metrics(
             OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else None
         )
-        resolve_monitor(cfg, model)
+    resolve_monitor(cfg, model, datamodule)
     tag_random_weights(cfg)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))

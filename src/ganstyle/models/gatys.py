@@ -268,6 +268,13 @@ class GatysStyleTransfer(GANModule):
         return ("image",)
 
     # --- validation, outputs -------------------------------------------------------------------
+    @classmethod
+    def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
+        names = {"val/loss_perceptual", "val/style_distance"}
+        return frozenset(
+            names | ({"val/content_distance"} if float(loss.get("content_weight") or 0) else set())
+        )
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         criterion, terms = self.criterion, self.objective_terms()
         self.log("val/loss_perceptual", sum(terms.values()), batch_size=1, prog_bar=True)
