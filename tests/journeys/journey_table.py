@@ -81,21 +81,37 @@ def _artworks(folder: Path) -> dict[str, Path]:
     return {"root": user_data.write_images(folder / "monet", 12, grayscale=2, rgba=5)}
 
 
-PIX2PIX_TINY = ("model.generator.num_downs=5", "model.generator.ngf=4", "model.discriminator.ndf=4", *SMALL_DATA)
+PIX2PIX_TINY = (
+    "model.generator.num_downs=5",
+    "model.generator.ngf=4",
+    "model.discriminator.ndf=4",
+    *SMALL_DATA,
+)
 
 JOURNEYS: tuple[Journey, ...] = (
     Journey(
         "cyclegan",
         _unpaired,
         lambda p: ("experiment=null", "data=unpaired", f"data.root={p['root']}"),
-        ("model.generator.netG=resnet_1blocks", "model.generator.ngf=4", "model.discriminator.ndf=4", *SMALL_DATA),
+        (
+            "model.generator.netG=resnet_1blocks",
+            "model.generator.ngf=4",
+            "model.discriminator.ndf=4",
+            *SMALL_DATA,
+        ),
         outputs=("images", "translations/AtoB", "translations/BtoA"),
         sweep="loss.cycle_weight=5,10",
     ),
     Journey(
         "pix2pix_folders",
         _paired_folders,
-        lambda p: ("model=pix2pix", "data=paired", f"data.root={p['root']}", "data.direction=AtoB", "experiment=null"),
+        lambda p: (
+            "model=pix2pix",
+            "data=paired",
+            f"data.root={p['root']}",
+            "data.direction=AtoB",
+            "experiment=null",
+        ),
         PIX2PIX_TINY,
         outputs=("images", "translations"),
         export_args=("--dropout", "off"),
@@ -104,7 +120,13 @@ JOURNEYS: tuple[Journey, ...] = (
     Journey(
         "pix2pix_aligned",
         _paired_aligned,
-        lambda p: ("model=pix2pix", "data=paired", f"data.root={p['root']}", "data.direction=BtoA", "experiment=null"),
+        lambda p: (
+            "model=pix2pix",
+            "data=paired",
+            f"data.root={p['root']}",
+            "data.direction=BtoA",
+            "experiment=null",
+        ),
         PIX2PIX_TINY,
         outputs=("images", "translations"),
         export_args=("--dropout", "off"),
@@ -113,14 +135,22 @@ JOURNEYS: tuple[Journey, ...] = (
     Journey(
         "fast_style",
         _content_and_style_image,
-        lambda p: ("experiment=fast_style_coco", f"data.content_root={p['content_root']}", f"data.style={p['style']}"),
+        lambda p: (
+            "experiment=fast_style_coco",
+            f"data.content_root={p['content_root']}",
+            f"data.style={p['style']}",
+        ),
         (RANDOM_VGG, *SMALL_DATA, "data.style_load_size=48", "data.batch_size=2"),
         outputs=("images", "translations"),
     ),
     Journey(
         "adain",
         _content_and_style_folder,
-        lambda p: ("experiment=adain_wikiart", f"data.content_root={p['content_root']}", f"data.style={p['style']}"),
+        lambda p: (
+            "experiment=adain_wikiart",
+            f"data.content_root={p['content_root']}",
+            f"data.style={p['style']}",
+        ),
         (RANDOM_VGG, *SMALL_DATA, "data.style_load_size=48", "data.batch_size=2"),
         outputs=("images", "translations"),
     ),
@@ -141,7 +171,13 @@ JOURNEYS: tuple[Journey, ...] = (
         "dcgan",
         _artworks,
         lambda p: ("experiment=dcgan_artworks", f"data.root={p['root']}"),
-        ("model.generator.ngf=4", "model.discriminator.ndf=4", *SMALL_DATA, "data.batch_size=4", "data.held_out=4"),
+        (
+            "model.generator.ngf=4",
+            "model.discriminator.ndf=4",
+            *SMALL_DATA,
+            "data.batch_size=4",
+            "data.held_out=4",
+        ),
         translates=False,
         outputs=("images",),
     ),

@@ -59,7 +59,9 @@ def train_once(journey: Journey, home: Path) -> tuple[dict[str, Path], Path, sub
 
 
 def explain(result: subprocess.CompletedProcess) -> str:
-    return f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}"
+    return (
+        f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}"
+    )
 
 
 def checkpoint_epoch(path: Path) -> int:
@@ -134,7 +136,14 @@ def test_stylize_keeps_sizes_and_reports_the_broken_file(journey, journey_home):
     assert first.returncode == 0, explain(first)
     inputs = user_data.stylize_inputs(journey_home / journey.name / "photos")
     output = journey_home / journey.name / "stylized"
-    result = run_cli("stylize", str(run_dir / "checkpoints" / "last.ckpt"), str(inputs), "--output", str(output), home=journey_home)
+    result = run_cli(
+        "stylize",
+        str(run_dir / "checkpoints" / "last.ckpt"),
+        str(inputs),
+        "--output",
+        str(output),
+        home=journey_home,
+    )
     assert result.returncode == 0, explain(result)
     assert "broken.jpg" in result.stdout + result.stderr
     for name in ("large", "small"):
@@ -149,7 +158,12 @@ def test_onnx_export_passes_its_parity_check(journey, journey_home):
     _, run_dir, first = train_once(journey, journey_home)
     assert first.returncode == 0, explain(first)
     result = run_cli(
-        "export", str(run_dir / "checkpoints" / "last.ckpt"), "--format", "onnx", *journey.export_args, home=journey_home
+        "export",
+        str(run_dir / "checkpoints" / "last.ckpt"),
+        "--format",
+        "onnx",
+        *journey.export_args,
+        home=journey_home,
     )
     assert result.returncode == 0, explain(result)
     assert "(ok)" in result.stdout, explain(result)

@@ -28,7 +28,9 @@ def user_image(index: int, size: tuple[int, int] | None = None) -> Image.Image:
     return Image.fromarray(photos[index % len(photos)]).resize(size or SIZES[index % len(SIZES)])
 
 
-def write_images(folder: Path, count: int, offset: int = 0, grayscale: int | None = None, rgba: int | None = None) -> Path:
+def write_images(
+    folder: Path, count: int, offset: int = 0, grayscale: int | None = None, rgba: int | None = None
+) -> Path:
     """``count`` images in ``folder``: even ones JPEG, odd ones PNG; image ``grayscale`` in mode L and
     image ``rgba`` with an alpha channel (a PNG, as JPEG has no alpha)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,7 +84,9 @@ def paired_aligned(root: Path) -> Path:
 
 def style_images(folder: Path, count: int) -> Path:
     """A folder of ``count`` "paintings" (one grayscale, one RGBA when there are enough)."""
-    return write_images(folder, count, offset=3, grayscale=0 if count > 2 else None, rgba=2 if count > 2 else None)
+    return write_images(
+        folder, count, offset=3, grayscale=0 if count > 2 else None, rgba=2 if count > 2 else None
+    )
 
 
 def one_image(path: Path, index: int, size: tuple[int, int]) -> Path:

@@ -93,6 +93,8 @@ class GatysStyleTransfer(GANModule):
     visual_rows = (("content", "style", "stylized"),)
     # One image: no distribution to score with FID; monitor.metric=auto picks the objective.
     ground_truth_monitor = ("val/loss_perceptual", "min")
+    # Sized by the content image in setup: absent from a freshly built model (see resuming).
+    weights_built_from_data = ("image", "content_image")
 
     def __init__(
         self,
