@@ -16,7 +16,7 @@ import hydra  # noqa: E402
 from ganstyle.config import ConfigError, rewrite_null_group_overrides  # noqa: E402  (also registers schemas)
 from ganstyle.resuming import check_reused_run_dir_in_argv  # noqa: E402
 from ganstyle.sweeps import report_failures_in_multirun  # noqa: E402
-from ganstyle.training import train, user_error_message  # noqa: E402
+from ganstyle.training import discard_unstarted_run, train, user_error_message  # noqa: E402
 
 # Under -m a failing job writes <job dir>/FAILED and returns None, so the other jobs still run.
 train_job = report_failures_in_multirun(train, explain=user_error_message)
@@ -36,6 +36,7 @@ def main(cfg) -> float | None:
         message = user_error_message(error)
         if message is None:
             raise
+        discard_unstarted_run(cfg)  # bad input: no half-made run folder is left behind
         exit_with(message)
 
 

@@ -107,14 +107,18 @@ def no_best_reason(
     )
 
 
-def not_logged_message(metric: str, logged: Iterable[str], when: str) -> str:
+def not_logged_message(metric: str, logged: Iterable[str], when: str, suggest_auto: bool = True) -> str:
     """The paragraph for an explicit ``monitor.metric`` the run does not log."""
     names = sorted(name for name in logged if name not in ("epoch", "step"))
+    auto = (
+        ", or to auto (FID when its weights are found, the ground-truth metric when the validation data "
+        "has targets, else last.ckpt only)"
+        if suggest_auto
+        else ""
+    )
     return (
-        f"monitor.metric={metric} {when}, so checkpointing cannot rank epochs by it. The metrics logged are: "
-        f"{', '.join(names) or 'none'}. Set monitor.metric to one of them (with monitor.mode=min or max), or "
-        "to auto (FID when its weights are found, the ground-truth metric when the validation data has "
-        "targets, else last.ckpt only)."
+        f"monitor.metric={metric} {when}, so it cannot rank epochs. The metrics logged are: "
+        f"{', '.join(names) or 'none'}. Set monitor.metric to one of them (with monitor.mode=min or max){auto}."
     )
 
 
@@ -158,3 +162,47 @@ def plan_monitor(
     if metric:
         check_explicit_monitor(str(metric), logged)
     return MonitorChoice(metric or None, str(monitor_cfg.get("mode", "min")), "named by monitor.metric")
+
+
+def check_search_metric(cfg: Any) -> None:
+    """Refuse, before any trial, a search whose objective (``monitor.metric``) no trial would log.
+
+    ``cfg`` is the composed config of the sweep (the search's own parameters change loss weights and
+    learning rates, not which metrics are logged). Reads only the config, the data folders' layout
+    and whether the FID weights file exists; builds no network.
+    """
+    import hydra
+    from omegaconf import OmegaConf
+
+    from ganstyle.metrics.validation import fid_enabled
+    from ganstyle.models.base import complete_loss_config
+
+    metric = (cfg.get("monitor") or {}).get("metric")
+    if metric == "auto":
+        raise ConfigError(
+            "This search optimises the monitored metric, but monitor.metric=auto is only resolved inside "
+            "each trial (FID, minimised, when its weights are found; else the model's ground-truth metric, "
+            "maximised; else nothing), after the search fixed its direction from monitor.mode. Name the "
+            "objective: e.g. `monitor.metric=val/psnr_B monitor.mode=max` (data with ground truth) or "
+            "`monitor.metric=val/fid_B monitor.mode=min` (with the FID weights)."
+        )
+    if not metric:
+        raise ConfigError(
+            "This search optimises the monitored metric, but monitor.metric is empty. Name the objective, "
+            "e.g. `monitor.metric=val/fid_B monitor.mode=min`."
+        )
+    model_class = hydra.utils.get_class(cfg.model._target_)
+    loss = complete_loss_config(OmegaConf.to_container(cfg.loss, resolve=True)) if cfg.get("loss") else {}
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    metrics_cfg = OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else None
+    fid_on = bool(getattr(model_class, "distribution_domains", ())) and fid_enabled(metrics_cfg)
+    kid_on = bool((metrics_cfg or {}).get("kid", True))
+    logged = planned_validation_metrics(model_class, loss, validation_has_targets(datamodule), fid_on, kid_on)
+    if logged is not None and str(metric).startswith("val/") and metric not in logged:
+        raise MonitoredMetricNotLoggedError(
+            not_logged_message(
+                str(metric), logged, "is the search's objective but no trial would log it", suggest_auto=False
+            )
+            + " Every trial would fail, so none was run. With the FID Inception weights in the torch hub "
+            "cache, `monitor.metric=val/fid_<domain> monitor.mode=min` is an objective for any data."
+        )

@@ -7,6 +7,7 @@ are always closed, so one multirun job never leaks its W&B run into the next.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -119,6 +120,36 @@ def user_error_message(error: BaseException) -> str | None:
             return str(seen)
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+# What a run writes before its first training step: Hydra's config and log, the loggers' folders and
+# the report written on failure. Nothing else in the folder is touched.
+STARTUP_OUTPUTS = (".hydra", "report.html", "csv", "tensorboard", "wandb", "images")
+
+
+def discard_unstarted_run(cfg: DictConfig) -> None:
+    """After bad input stopped a fresh run before training, remove what it wrote in its run folder.
+
+    A run that never reached a training step (no checkpoint, no metrics.csv) leaves nothing behind
+    for the user to clean up; the error itself is on stderr. A resumed run, a folder with
+    checkpoints or metrics, and files the run did not write are left as they are.
+    """
+    import shutil
+
+    if cfg.get("ckpt_path"):
+        return
+    run_dir = Path(cfg.paths.output_dir)
+    checkpoints = run_dir / "checkpoints"
+    if (run_dir / "metrics.csv").exists() or (checkpoints.is_dir() and any(checkpoints.iterdir())):
+        return
+    for name in (*STARTUP_OUTPUTS, f"{cfg.get('task_name', 'train')}.log", "checkpoints"):
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file():
+            path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()  # only when empty: never a folder holding anything else
 
 
 def resolve_monitor(cfg: DictConfig, model: Any, datamodule: Any) -> None:

@@ -50,7 +50,8 @@ def fid_enabled(metrics_cfg: Mapping[str, Any] | None) -> bool:
             raise
         warnings.warn(
             "FID/KID are off for this run (metrics.fid=auto) because the Inception weights are missing; "
-            f"the ground-truth metric is monitored instead. {error}",
+            "monitor.metric=auto falls back to the ground-truth metric where the validation data has "
+            f"targets, else to last.ckpt only. {error}",
             stacklevel=2,
         )
         return False
