@@ -33,6 +33,8 @@ class Journey:
     outputs: tuple[str, ...] = ("images",)
     # One override with two values for the multirun step.
     sweep: str = "seed=1,2"
+    # `ganstyle stylize` and `export` arguments the model needs, given the data paths (AdaIN: --style).
+    inference_args: Callable[[dict[str, Path]], tuple[str, ...]] = lambda paths: ()
     # `ganstyle export` arguments the model needs (pix2pix: an explicit --dropout).
     export_args: tuple[str, ...] = field(default_factory=tuple)
     # The model config (conf/model/<name>.yaml) this journey trains; None: the journey's name.
@@ -153,6 +155,7 @@ JOURNEYS: tuple[Journey, ...] = (
         ),
         (RANDOM_VGG, *SMALL_DATA, "data.style_load_size=48", "data.batch_size=2"),
         outputs=("images", "translations"),
+        inference_args=lambda p: ("--style", str(sorted(p["style"].iterdir())[0])),
     ),
     Journey(
         "gatys",

@@ -132,7 +132,7 @@ def _trained_overrides(run_dir: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("journey", TRANSLATING, ids=ids(TRANSLATING))
 def test_stylize_keeps_sizes_and_reports_the_broken_file(journey, journey_home):
-    _, run_dir, first = train_once(journey, journey_home)
+    paths, run_dir, first = train_once(journey, journey_home)
     assert first.returncode == 0, explain(first)
     inputs = user_data.stylize_inputs(journey_home / journey.name / "photos")
     output = journey_home / journey.name / "stylized"
@@ -142,6 +142,7 @@ def test_stylize_keeps_sizes_and_reports_the_broken_file(journey, journey_home):
         str(inputs),
         "--output",
         str(output),
+        *journey.inference_args(paths),
         home=journey_home,
     )
     assert result.returncode == 0, explain(result)
@@ -155,13 +156,14 @@ def test_stylize_keeps_sizes_and_reports_the_broken_file(journey, journey_home):
 @pytest.mark.slow
 @pytest.mark.parametrize("journey", TRANSLATING, ids=ids(TRANSLATING))
 def test_onnx_export_passes_its_parity_check(journey, journey_home):
-    _, run_dir, first = train_once(journey, journey_home)
+    paths, run_dir, first = train_once(journey, journey_home)
     assert first.returncode == 0, explain(first)
     result = run_cli(
         "export",
         str(run_dir / "checkpoints" / "last.ckpt"),
         "--format",
         "onnx",
+        *journey.inference_args(paths),
         *journey.export_args,
         home=journey_home,
     )
