@@ -20,14 +20,11 @@ stops it at the first validation, after writing ``last.ckpt``, with the same kin
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ganstyle.config import ConfigError
-
-log = logging.getLogger(__name__)
 
 FID_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
