@@ -146,6 +146,7 @@ def test_stylize_refuses_an_unusable_checkpoint_without_writing_anything(case, t
     assert not output.exists()
 
 
+@pytest.mark.slow  # the run-folder reuse check itself is in the default suite (test_resume.py)
 def test_an_earlier_run_is_not_overwritten_by_a_failed_start(tmp_path):
     """Bad input pointed at an earlier run's folder changes none of its files."""
     earlier = tmp_path / "earlier"
