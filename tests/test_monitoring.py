@@ -114,6 +114,7 @@ def test_own_data_without_fid_or_ground_truth_keeps_last_ckpt_only_and_says_why(
         resolve_monitor(cfg, model, UnpairedDataModule(root=str(root)))
     assert cfg.monitor.metric is None
     assert cfg.callbacks.model_checkpoint.save_top_k == 0
+    assert cfg.callbacks.model_checkpoint.stop_if_monitor_missing is False
     assert "No best checkpoint" in caplog.text and "fetch-weights" in caplog.text
 
 
@@ -191,3 +192,22 @@ def test_a_search_on_data_with_ground_truth_is_allowed(compose_config):
     with open_dict(cfg):
         cfg.metrics.fid = False
     CheckSearchObjective().on_multirun_start(config=cfg)  # the embedded dataset has testA2B targets
+
+
+def test_a_metric_auto_chose_but_never_logged_only_warns_and_keeps_last_ckpt(tmp_path, caplog):
+    checkpoint = LastAndBestCheckpoint(
+        dirpath=tmp_path, monitor="val/fid_B", save_last=True, save_top_k=1, stop_if_monitor_missing=False
+    )
+    trainer = pl.Trainer(
+        max_epochs=2,
+        callbacks=[checkpoint],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    with caplog.at_level(logging.WARNING, logger="ganstyle.checkpointing"):
+        trainer.fit(LogsOneMetric())
+    assert "val/fid_B (chosen by monitor.metric=auto) was not logged" in caplog.text
+    assert [path.name for path in tmp_path.iterdir()] == ["last.ckpt"]
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False)["epoch"] == 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import logging
 import os
 import signal
 import tempfile
@@ -31,6 +32,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ganstyle.config import ConfigError
 from ganstyle.monitoring import MonitoredMetricNotLoggedError, not_logged_message
+
+log = logging.getLogger(__name__)
 
 MAX_LISTED = 10  # names listed in one message; the rest are counted
 
@@ -175,11 +178,27 @@ class LastAndBestCheckpoint(ModelCheckpoint):
     A monitored metric missing after a validation (one that could not be checked before training,
     see ganstyle.monitoring) writes ``last.ckpt`` first and then stops the run with a
     :class:`~ganstyle.monitoring.MonitoredMetricNotLoggedError` naming the metrics that are logged,
-    instead of Lightning's MisconfigurationException.
+    instead of Lightning's MisconfigurationException. A metric that ``monitor.metric=auto`` chose
+    (``stop_if_monitor_missing=False``; e.g. FID, which needs two validation images) only warns: the
+    run goes on with ``last.ckpt`` alone, as auto does when nothing can be monitored.
     """
+
+    def __init__(self, *args: Any, stop_if_monitor_missing: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop_if_monitor_missing = stop_if_monitor_missing
+        self._warned_missing = False
 
     def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
         missing = self.save_top_k != 0 and self.monitor is not None and self.monitor not in monitor_candidates
+        if missing and trainer.fit_loop.epoch_loop.val_loop._has_run and not self.stop_if_monitor_missing:
+            if not self._warned_missing:
+                log.warning(
+                    "%s (chosen by monitor.metric=auto) was not logged by this validation, so no best "
+                    "checkpoint is kept; checkpoints/last.ckpt is still written every epoch.",
+                    self.monitor,
+                )
+                self._warned_missing = True
+            return
         if missing and trainer.fit_loop.epoch_loop.val_loop._has_run:
             self._save_last_checkpoint(trainer, monitor_candidates)  # nothing of this epoch is lost
             raise MonitoredMetricNotLoggedError(

@@ -171,8 +171,12 @@ def resolve_monitor(cfg: DictConfig, model: Any, datamodule: Any) -> None:
     with open_dict(cfg):
         cfg.monitor.metric, cfg.monitor.mode = choice.metric, choice.mode
         checkpoint_cfg = (cfg.get("callbacks") or {}).get("model_checkpoint")
-        if choice.metric is None and checkpoint_cfg is not None and monitor_cfg.get("metric") == "auto":
-            checkpoint_cfg.save_top_k = 0  # a "best" of nothing would just be the latest epoch
+        if checkpoint_cfg is not None and monitor_cfg.get("metric") == "auto":
+            checkpoint_cfg.stop_if_monitor_missing = (
+                False  # auto never stops a run (see LastAndBestCheckpoint)
+            )
+            if choice.metric is None:
+                checkpoint_cfg.save_top_k = 0  # a "best" of nothing would just be the latest epoch
     if choice.metric is None:
         log.info(choice.reason)
     else:
