@@ -28,7 +28,7 @@ def exit_with(message: str) -> None:
 def main(cfg) -> float | None:
     # Imported here so that a mistake on the command line is answered before Lightning loads.
     from ganstyle.sweeps import report_failures_in_multirun
-    from ganstyle.training import discard_run_dir_of_refused_run, train, user_error_message
+    from ganstyle.training import discard_unstarted_run, train, user_error_message
 
     # Under -m a failing job writes <job dir>/FAILED and returns None, so the other jobs still run.
     train_job = report_failures_in_multirun(train, explain=user_error_message)
@@ -38,7 +38,7 @@ def main(cfg) -> float | None:
         message = user_error_message(error)
         if message is None:
             raise
-        discard_run_dir_of_refused_run()  # a refused run leaves no folder that looks like a result
+        discard_unstarted_run(cfg)  # bad input: no half-made run folder is left behind
         exit_with(message)
 
 

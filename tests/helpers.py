@@ -41,17 +41,27 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def run_train(*overrides: str, cwd: Path, cache: Path, timeout: int = 420) -> subprocess.CompletedProcess:
-    """`python train.py ...` as a user runs it, offline, from `cwd` (so stray files would show there)."""
+def user_environment(cwd: Path, cache: Path, **extra: str) -> dict[str, str]:
+    """The environment of a user's shell, offline, with the test's cache (and ``extra`` variables)."""
     env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "WANDB_DIR")}
     # One thread per process: at these tiny sizes a second thread only adds waiting, and on a busy
     # machine two spinning OpenMP threads per process slowed steps by orders of magnitude (measured).
     env.update(WANDB_MODE="offline", WANDB_SILENT="true", GANSTYLE_CACHE=str(cache), TMPDIR=str(cwd))
     env["OMP_NUM_THREADS"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_train(
+    *overrides: str, cwd: Path, cache: Path, timeout: int = 420, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`python train.py ...` as a user runs it, offline, from `cwd` (so stray files would show there).
+
+    ``env`` adds environment variables (e.g. an empty ``TORCH_HOME``)."""
     return subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *overrides],
         cwd=cwd,
-        env=env,
+        env=user_environment(cwd, cache, **(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -79,6 +79,18 @@ def test_export_command_writes_next_to_the_checkpoint_and_checks_the_file(tiny_c
     assert (checkpoint.parent / "last_BtoA.pt").is_file()
 
 
+def test_export_style_is_refused_for_a_model_that_learnt_its_style(tiny_cyclegan_run, tmp_path, capsys):
+    from PIL import Image
+
+    style = tmp_path / "starry.png"
+    Image.new("RGB", (16, 16), (20, 40, 200)).save(style)
+    checkpoint = tiny_cyclegan_run / "checkpoints" / "last.ckpt"
+    assert cli_main(["export", str(checkpoint), "--format", "onnx", "--style", str(style)]) == 1
+    assert "takes no style_images" in capsys.readouterr().err
+    assert cli_main(["export", str(checkpoint), "--format", "onnx", "--style", str(tmp_path / "no.jpg")]) == 1
+    assert "no such image file" in capsys.readouterr().err
+
+
 def test_export_command_explains_a_missing_checkpoint(tmp_path, capsys):
     assert cli_main(["export", str(tmp_path / "none.ckpt"), "--format", "onnx"]) == 1
     assert "does not exist" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import logging
 import os
 import signal
 import tempfile
@@ -30,6 +31,9 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ganstyle.config import ConfigError
+from ganstyle.monitoring import MonitoredMetricNotLoggedError, not_logged_message
+
+log = logging.getLogger(__name__)
 
 MAX_LISTED = 10  # names listed in one message; the rest are counted
 
@@ -170,7 +174,39 @@ class LastAndBestCheckpoint(ModelCheckpoint):
     then crashed would resume from its best epoch and silently lose the epochs since. Here, whenever
     an epoch (or ``every_n_train_steps``) save point passes without any file written, ``last.ckpt``
     is written anyway; top-k selection is unchanged.
+
+    A monitored metric missing after a validation (one that could not be checked before training,
+    see ganstyle.monitoring) writes ``last.ckpt`` first and then stops the run with a
+    :class:`~ganstyle.monitoring.MonitoredMetricNotLoggedError` naming the metrics that are logged,
+    instead of Lightning's MisconfigurationException. A metric that ``monitor.metric=auto`` chose
+    (``stop_if_monitor_missing=False``; e.g. FID, which needs two validation images) only warns: the
+    run goes on with ``last.ckpt`` alone, as auto does when nothing can be monitored.
     """
+
+    def __init__(self, *args: Any, stop_if_monitor_missing: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop_if_monitor_missing = stop_if_monitor_missing
+        self._warned_missing = False
+
+    def _save_topk_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        missing = self.save_top_k != 0 and self.monitor is not None and self.monitor not in monitor_candidates
+        if missing and trainer.fit_loop.epoch_loop.val_loop._has_run and not self.stop_if_monitor_missing:
+            if not self._warned_missing:
+                log.warning(
+                    "%s (chosen by monitor.metric=auto) was not logged by this validation, so no best "
+                    "checkpoint is kept; checkpoints/last.ckpt is still written every epoch.",
+                    self.monitor,
+                )
+                self._warned_missing = True
+            return
+        if missing and trainer.fit_loop.epoch_loop.val_loop._has_run:
+            self._save_last_checkpoint(trainer, monitor_candidates)  # nothing of this epoch is lost
+            raise MonitoredMetricNotLoggedError(
+                not_logged_message(self.monitor, monitor_candidates, "was not logged by the first validation")
+                + f" This epoch is saved in {self.last_model_path}; continue with `ckpt_path=last` and the "
+                "same `hydra.run.dir`."
+            )
+        super()._save_topk_checkpoint(trainer, monitor_candidates)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -170,6 +171,28 @@ class ReportFailedJobs(Callback):
             sweep_dir / "failed_jobs.txt",
         )
         raise SystemExit(1)
+
+
+class CheckSearchObjective(Callback):
+    """Hydra callback: refuse an optimising search (Optuna) with no metric it can optimise, before
+    the first trial, with one paragraph on stderr and exit status 1 (see
+    :func:`ganstyle.monitoring.check_search_metric`). Other sweeps pass untouched."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if "direction" not in (config.hydra.get("sweeper") or {}):
+            return
+        from ganstyle.monitoring import check_search_metric
+        from ganstyle.training import user_error_message
+
+        try:
+            check_search_metric(config)
+        except Exception as error:
+            message = user_error_message(error)
+            if message is None:
+                raise
+            # SystemExit, not an Exception: Hydra turns a callback's exceptions into warnings.
+            print(f"Error: {message}", file=sys.stderr)
+            raise SystemExit(1) from error
 
 
 def _first_error_line(path: Path) -> str:

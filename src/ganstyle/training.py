@@ -7,6 +7,7 @@ are always closed, so one multirun job never leaks its W&B run into the next.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -22,6 +23,7 @@ from ganstyle.callbacks.signals import EXIT_CODE_SIGTERM
 from ganstyle.config import ConfigError, validate_config
 from ganstyle.config_checks import drop_quick_start_random_weights, nearest_argument_hint
 from ganstyle.distributed import build_trainer
+from ganstyle.monitoring import plan_monitor
 from ganstyle.resuming import (
     check_resume_compatible,
     check_run_dir_reuse,
@@ -145,32 +147,65 @@ def argument_error_message(error: BaseException) -> str | None:
     return f"{where} could not be built from its config: {str(cause).rstrip('.')}.{nearest_argument_hint(what, str(cause))}"
 
 
-def discard_run_dir_of_refused_run() -> None:
-    """Remove this single run's folder when a check refused the run before any work: it then holds
-    only what Hydra wrote on start (.hydra/, the log), which is no result. A folder with anything
-    else (an earlier run's outputs) is kept untouched."""
+# What a run writes before its first training step: Hydra's config and log, the loggers' folders and
+# the report written on failure. Nothing else in the folder is touched.
+STARTUP_OUTPUTS = (".hydra", "report.html", "csv", "tensorboard", "wandb", "images")
+
+
+def discard_unstarted_run(cfg: DictConfig) -> None:
+    """After bad input stopped a fresh run before training, remove what it wrote in its run folder.
+
+    A run that never reached a training step (no checkpoint, no metrics.csv) leaves nothing behind
+    for the user to clean up; the error itself is on stderr. A resumed run, a folder with
+    checkpoints or metrics, and files the run did not write are left as they are.
+    """
     import shutil
 
-    from hydra.core.hydra_config import HydraConfig
-
-    from ganstyle.sweeps import is_multirun
-
-    if not HydraConfig.initialized() or is_multirun():
+    if cfg.get("ckpt_path"):
         return
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    contents = list(run_dir.iterdir()) if run_dir.is_dir() else []
-    if all(item.name == ".hydra" or (item.suffix == ".log" and item.is_file()) for item in contents):
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def resolve_monitor(cfg: DictConfig, model: Any) -> None:
-    """`monitor.metric: auto` becomes the model's choice: FID when it runs, else ground truth."""
-    if cfg.get("monitor") is None or cfg.monitor.get("metric") != "auto":
+    run_dir = Path(cfg.paths.output_dir)
+    checkpoints = run_dir / "checkpoints"
+    if (run_dir / "metrics.csv").exists() or (checkpoints.is_dir() and any(checkpoints.iterdir())):
         return
-    metric, mode = model.default_monitor()
+    for name in (*STARTUP_OUTPUTS, f"{cfg.get('task_name', 'train')}.log", "checkpoints"):
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file():
+            path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()  # only when empty: never a folder holding anything else
+
+
+def resolve_monitor(cfg: DictConfig, model: Any, datamodule: Any) -> None:
+    """Fix `monitor.metric` before training to a metric this run logs (see ganstyle.monitoring).
+
+    `auto` becomes FID when it runs, else the model's ground-truth metric when the validation data has
+    targets, else nothing: then no best checkpoint is kept (save_top_k=0), last.ckpt is still written
+    every epoch, and one log line says why. An explicit metric the run will not log raises here.
+    """
+    if cfg.get("monitor") is None:
+        return
+    fid_on = getattr(model, "fid_metrics", lambda: None)() is not None
+    metrics_cfg = OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else None
+    loss = dict(model.hparams.get("loss") or {})
+    monitor_cfg = OmegaConf.to_container(cfg.monitor, resolve=True)
+    choice = plan_monitor(monitor_cfg, type(model), loss, datamodule, metrics_cfg, fid_on)
+    if choice is None:
+        return
     with open_dict(cfg):
-        cfg.monitor.metric, cfg.monitor.mode = metric, mode
-    log.info("monitoring %s (%s)", metric, mode)
+        cfg.monitor.metric, cfg.monitor.mode = choice.metric, choice.mode
+        checkpoint_cfg = (cfg.get("callbacks") or {}).get("model_checkpoint")
+        if checkpoint_cfg is not None and monitor_cfg.get("metric") == "auto":
+            checkpoint_cfg.stop_if_monitor_missing = (
+                False  # auto never stops a run (see LastAndBestCheckpoint)
+            )
+            if choice.metric is None:
+                checkpoint_cfg.save_top_k = 0  # a "best" of nothing would just be the latest epoch
+    if choice.metric is None:
+        log.info(choice.reason)
+    else:
+        log.info("monitoring %s (%s): %s", choice.metric, choice.mode, choice.reason)
 
 
 def tag_random_weights(cfg: DictConfig) -> None:
@@ -207,7 +242,7 @@ def train(cfg: DictConfig) -> float | None:
         model.configure_validation_metrics(
             OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else None
         )
-        resolve_monitor(cfg, model)
+    resolve_monitor(cfg, model, datamodule)
     tag_random_weights(cfg)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))

@@ -44,6 +44,7 @@ class ImageGrids(pl.Callback):
         self.every_n_batches = every_n_batches
         self.num_images = num_images
         self._val_batch: dict[str, Any] | None = None
+        self._latest_train_batch: dict[str, Any] | None = None
         self.saved: list[Path] = []
 
     def _first(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -73,8 +74,15 @@ class ImageGrids(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:
             return
+        self._latest_train_batch = self._first(batch)
         if (trainer.fit_loop.total_batch_idx + 1) % self.every_n_batches == 0:
-            self._save(trainer, pl_module, self._first(batch), "train")
+            self._save(trainer, pl_module, self._latest_train_batch, "train")
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        # A run shorter than every_n_batches that never validates (a small dataset with a schedule
+        # made for a large one) would otherwise end without a single picture of what it learnt.
+        if not self.saved and self._latest_train_batch is not None and not trainer.fast_dev_run:
+            self._save(trainer, pl_module, self._latest_train_batch, "train")
 
     def on_validation_batch_end(
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0

@@ -12,6 +12,7 @@ Examples::
     ganstyle export outputs/train/runs/<run>/checkpoints/last.ckpt --format onnx
     ganstyle export last.ckpt --format torchscript --direction BtoA --output g_ba.pt
     ganstyle export pix2pix.ckpt --format onnx --dropout off     # required when the generator has dropout
+    ganstyle export adain.ckpt --format onnx --style starry.jpg   # AdaIN: the style is baked into the file
 """
 
 from __future__ import annotations
@@ -32,13 +33,16 @@ def run(args: argparse.Namespace) -> int:
         export_generator,
         parity_error,
     )
-    from ganstyle.inference.loading import CheckpointError, inference_network, load_model
+    from ganstyle.inference.loading import CheckpointError, inference_network, load_model, style_tensor
 
     height, width = args.size
     try:
         model = load_model(args.checkpoint, model_class=args.model_class, trusted=args.trust_checkpoint)
         dropout = None if args.dropout is None else args.dropout == "on"
-        generator, info = inference_network(model, args.direction, dropout)
+        styles = [style_tensor(load_style(path)) for path in args.style] if args.style else None
+        generator, info = inference_network(
+            model, args.direction, dropout, style_images=styles, alpha=args.alpha
+        )
         check_dropout_choice(info, dropout)
         output = (
             Path(args.output)
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             unit_range=unit_range,
             checkpoint=args.checkpoint,
         )
-    except (CheckpointError, ExportError) as error:
+    except (CheckpointError, ExportError, ValueError) as error:
         print(f"error: {for_cli(error)}", file=sys.stderr)
         return 1
     print(f"wrote {path} ({info.describe()}, input range {'[0, 1]' if unit_range else '[-1, 1]'})")
@@ -72,6 +76,15 @@ def run(args: argparse.Namespace) -> int:
     verdict = "ok" if error <= PARITY_TOLERANCE else "MISMATCH"
     print(f"check: max |exported - PyTorch| = {error:.2e} on a {height + 1}x{width + 3} image ({verdict})")
     return 0 if error <= PARITY_TOLERANCE else 1
+
+
+def load_style(path: str):
+    """A style image as RGB, with the data loader's checks (a missing or unreadable file is a ValueError)."""
+    from ganstyle.data.images import load_rgb
+
+    if not Path(path).is_file():
+        raise ValueError(f"--style {path}: no such image file.")
+    return load_rgb(path)
 
 
 def positive_int(value: str) -> int:
@@ -117,6 +130,13 @@ def register(subparsers) -> None:
         default="unit",
         help="pixel range in and out: unit [0, 1] (default) or signed [-1, 1]",
     )
+    parser.add_argument(
+        "--style",
+        nargs="+",
+        default=None,
+        help="style image(s) baked into the file, for models that take one (AdaIN)",
+    )
+    parser.add_argument("--alpha", type=float, default=None, help="style strength in [0, 1] (AdaIN)")
     parser.add_argument("--no-check", action="store_true", help="skip running the file against PyTorch")
     parser.add_argument("--model-class", default=None, help="the model class, for checkpoints that lack it")
     parser.add_argument(

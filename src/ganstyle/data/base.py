@@ -224,6 +224,15 @@ class ImageDataModule(L.LightningDataModule):
         return True
 
     @property
+    def validation_has_targets(self) -> bool | None:
+        """Whether validation batches carry ground truth for the output (PSNR/SSIM can be logged).
+
+        Read before training to choose the monitored metric (ganstyle.monitoring): answered from the
+        config and the folder layout, without reading images. None: only ``setup`` could tell.
+        """
+        return False
+
+    @property
     def min_image_size(self) -> int | None:
         """The smallest usable image side, or None when any size will do."""
         hp = self.hparams

@@ -379,6 +379,10 @@ class EmbeddedDataModule(BuiltOnFirstUse, UnpairedDataModule):
         root = cache_folder(cache_dir, default_cache_dir(image_size, n_train, n_test, dataset_seed))
         super().__init__(**forwarded(UnpairedDataModule, locals(), root=str(root)))
 
+    @property
+    def validation_has_targets(self) -> bool:
+        return True  # testA2B/ is built with the dataset (it may not exist before the first setup)
+
     def _materialize(self) -> Path:
         hp = self.hparams
         return materialize_embedded_dataset(self.root, hp.image_size, hp.n_train, hp.n_test, hp.dataset_seed)

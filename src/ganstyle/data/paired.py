@@ -114,6 +114,10 @@ class PairedDataModule(ImageDataModule):
         self.root = Path(root).expanduser()
         self.layout: str | None = None  # resolved at setup
 
+    @property
+    def validation_has_targets(self) -> bool:
+        return True  # the B image of each pair
+
     def _resolve_dataset(self) -> None:
         self.layout = self._detect_layout()
 

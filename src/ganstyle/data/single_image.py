@@ -100,6 +100,7 @@ class SingleImageStyleDataModule(L.LightningDataModule):
         iterations_per_epoch: int = 50,
     ) -> None:
         super().__init__()
+        self.validation_has_targets = False  # what stylised output should be is not known
         styles = [style] if isinstance(style, str | Path) else [str(s) for s in style]
         if not styles:
             raise DatasetError("data.style is empty: name at least one style image, `data.style=style.jpg`.")

@@ -151,6 +151,10 @@ class UnpairedDataModule(ImageDataModule):
     def shuffle_train(self) -> bool:
         return not self.hparams.serial_batches
 
+    @property
+    def validation_has_targets(self) -> bool:
+        return (self.root / "testA2B").is_dir()
+
     def _resolve_dataset(self) -> None:
         require_folder(self.root, "dataset root", UNPAIRED_LAYOUT)
 

@@ -331,6 +331,10 @@ class AdaIN(GANModule):
         return ("decoder",)
 
     # --- validation ----------------------------------------------------------------------------
+    @classmethod
+    def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
+        return frozenset({"val/loss_perceptual", "val/content_distance", "val/style_distance"})
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         losses, _ = self.losses(batch["content"], batch["style"])
         loss_cfg, size = self.hparams.loss, batch["content"].shape[0]

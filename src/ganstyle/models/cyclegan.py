@@ -168,6 +168,15 @@ class CycleGAN(GANModule):
         )
 
     # --- validation ----------------------------------------------------------------------------
+    @classmethod
+    def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
+        if has_targets is None:  # PSNR/SSIM come only with testA2B/ targets
+            return None
+        cycle = {"val/loss_cycle_A", "val/loss_cycle_B"}
+        return frozenset(
+            cycle | ({"val/psnr_B", "val/ssim_B", "val/psnr_B_identity"} if has_targets else set())
+        )
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_A, real_B = batch["A"], batch["B"]
         fake_B, fake_A = self.G_AB(real_A), self.G_BA(real_B)

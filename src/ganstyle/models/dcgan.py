@@ -224,6 +224,11 @@ class DCGAN(GANModule):
         )
 
     # --- validation ----------------------------------------------------------------------------
+    @classmethod
+    def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
+        wasserstein = {"val/wasserstein_estimate"} if loss.get("gan_mode") == "wgangp" else set()
+        return frozenset({"val/loss_D"} | wasserstein)
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """The discriminator's loss on held-out real images against samples (without the penalty),
         and for WGAN-GP the critic's Wasserstein estimate on them. The noise is seeded by the batch

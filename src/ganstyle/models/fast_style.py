@@ -280,6 +280,13 @@ class FastStyleTransfer(GANModule):
         return optimizers
 
     # --- validation ----------------------------------------------------------------------------
+    @classmethod
+    def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
+        weights = {name: float(loss.get(f"{name}_weight") or 0.0) for name in ("content", "style", "tv")}
+        names = {"val/loss_perceptual"} if any(weights.values()) else set()
+        names |= {f"val/{name}_distance" for name in ("content", "style") if weights[name]}
+        return frozenset(names)
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         content = batch["content"]
         stylized = self.generator(content)

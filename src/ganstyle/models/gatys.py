@@ -95,6 +95,8 @@ class GatysStyleTransfer(GANModule):
     visual_rows = (("content", "style", "stylized"),)
     # One image: no distribution to score with FID; monitor.metric=auto picks the objective.
     ground_truth_monitor = ("val/loss_perceptual", "min")
+    # Sized by the content image in setup: absent from a freshly built model (see resuming).
+    weights_built_from_data = ("image", "content_image")
 
     def __init__(
         self,
@@ -270,6 +272,13 @@ class GatysStyleTransfer(GANModule):
         return ("image",)
 
     # --- validation, outputs -------------------------------------------------------------------
+    @classmethod
+    def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
+        names = {"val/loss_perceptual", "val/style_distance"}
+        return frozenset(
+            names | ({"val/content_distance"} if float(loss.get("content_weight") or 0) else set())
+        )
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         criterion, terms = self.criterion, self.objective_terms()
         self.log("val/loss_perceptual", sum(terms.values()), batch_size=1, prog_bar=True)

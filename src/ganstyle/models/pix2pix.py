@@ -205,6 +205,11 @@ class Pix2Pix(GANModule):
         )
 
     # --- validation ----------------------------------------------------------------------------
+    @classmethod
+    def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
+        # Paired data: the B image of each pair is the target.
+        return frozenset({"val/loss_L1", "val/psnr_B", "val/ssim_B", "val/psnr_B_identity"})
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_A, real_B = batch["A"], batch["B"]
         fake_B = self(real_A)  # the inference behaviour users get

@@ -19,19 +19,24 @@ class ValidationMetricsMixin:
     # Domains whose generated images are scored against real ones, the main one first
     # (CycleGAN: ("B", "A") logs val/fid_B and val/fid_A). Empty: the model has no FID.
     distribution_domains: tuple[str, ...] = ()
-    # What checkpointing and sweeps watch when FID is off: a ground-truth metric, or None.
+    # What checkpointing and sweeps watch when FID is off: a ground-truth metric, or None. Chosen only
+    # when validation_metric_names says the run logs it (CycleGAN's PSNR needs testA2B/ targets).
     ground_truth_monitor: tuple[str, str] | None = None
+
+    @classmethod
+    def validation_metric_names(
+        cls, loss: Mapping[str, Any], has_targets: bool | None
+    ) -> frozenset[str] | None:
+        """The ``val/`` names ``validation_step`` logs (FID/KID aside) with this loss config, given
+        whether the validation batches carry ground truth (None: unknown). None: the model cannot say,
+        so a named ``monitor.metric`` is checked at the first validation instead of before training
+        (see ganstyle.monitoring)."""
+        return None
 
     def configure_validation_metrics(self, metrics_cfg: Mapping[str, Any] | None) -> bool:
         """Build FID/KID for this run (not a hyperparameter: inference never needs it). True if on."""
         self.distribution_metrics = build_validation_metrics(metrics_cfg, self.distribution_domains)
         return self.distribution_metrics is not None
-
-    def default_monitor(self) -> tuple[str | None, str]:
-        """FID on the main domain when it runs, else the model's ground-truth metric (or nothing)."""
-        if self.fid_metrics() is not None:
-            return f"val/fid_{self.distribution_domains[0]}", "min"
-        return self.ground_truth_monitor or (None, "min")
 
     def fid_metrics(self) -> ValidationDistributionMetrics | None:
         # Not a class attribute: nn.Module keeps submodules in _modules, which a class-level default

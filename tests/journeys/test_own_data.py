@@ -1,0 +1,206 @@
+"""Every model's own-data journey from the README, run as a user runs it: `python train.py ...` in a
+subprocess, on data shaped like users' (see user_data.py), with an empty torch cache (no FID or VGG
+weights). The journeys themselves are the table in journey_table.py.
+
+Steps 1-2 (train, resume) run in the default suite for every model; steps 3-5 (stylize, export,
+multirun) are marked slow (`make test-all`).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import user_data
+from helpers import ROOT, run_train, user_environment
+from journey_table import JOURNEYS, Journey
+from PIL import Image
+
+pytestmark = pytest.mark.journey
+EPOCHS = 2
+
+# journey name -> (its data paths, its run folder, the training's result), filled by train_once
+_trained: dict[str, tuple[dict[str, Path], Path, subprocess.CompletedProcess]] = {}
+
+
+@pytest.fixture(scope="module")
+def journey_home(tmp_path_factory) -> Path:
+    """The user's machine: a working folder, a ganstyle cache and an empty torch hub cache."""
+    home = tmp_path_factory.mktemp("journeys")
+    (home / "torch-home").mkdir()
+    return home
+
+
+def environment(home: Path) -> dict[str, str]:
+    return {"TORCH_HOME": str(home / "torch-home")}
+
+
+def train_once(journey: Journey, home: Path) -> tuple[dict[str, Path], Path, subprocess.CompletedProcess]:
+    """Step 1, run once per journey per session: the documented command for EPOCHS epochs."""
+    if journey.name not in _trained:
+        folder = home / journey.name
+        paths = journey.make_data(folder / "data")
+        run_dir = folder / "run"
+        result = run_train(
+            *journey.command(paths),
+            *journey.tiny,
+            f"trainer.max_epochs={EPOCHS}",
+            "logger=csv",
+            f"hydra.run.dir={run_dir}",
+            cwd=folder,
+            cache=home / "cache",
+            env=environment(home),
+        )
+        _trained[journey.name] = (paths, run_dir, result)
+    return _trained[journey.name]
+
+
+def explain(result: subprocess.CompletedProcess) -> str:
+    return (
+        f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}"
+    )
+
+
+def checkpoint_epoch(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+
+
+def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    """`ganstyle ...` as a user types it (the installed entry point's module)."""
+    return subprocess.run(
+        [sys.executable, "-m", "ganstyle.cli", *args],
+        cwd=home,
+        env=user_environment(home, home / "cache", **environment(home)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def ids(journeys: tuple[Journey, ...]) -> list[str]:
+    return [journey.name for journey in journeys]
+
+
+TRANSLATING = tuple(journey for journey in JOURNEYS if journey.translates)
+
+
+@pytest.mark.parametrize("journey", JOURNEYS, ids=ids(JOURNEYS))
+def test_training_on_own_data_leaves_checkpoint_report_metrics_and_outputs(journey, journey_home):
+    _, run_dir, result = train_once(journey, journey_home)
+    assert result.returncode == 0, explain(result)
+    assert "Traceback" not in result.stderr, explain(result)
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "report.html").stat().st_size > 0
+    assert len((run_dir / "metrics.csv").read_text().splitlines()) > 1
+    for output in journey.outputs:
+        path = run_dir / output
+        assert path.is_file() or any(path.iterdir()), f"{output} missing or empty in {run_dir}"
+
+
+@pytest.mark.parametrize("journey", JOURNEYS, ids=ids(JOURNEYS))
+def test_resuming_with_ckpt_path_last_ends_at_the_new_max_epochs(journey, journey_home):
+    _, run_dir, first = train_once(journey, journey_home)
+    assert first.returncode == 0, explain(first)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    epoch_before = checkpoint_epoch(last)
+    overrides = _trained_overrides(run_dir)
+    result = run_train(
+        *overrides,
+        f"trainer.max_epochs={EPOCHS + 1}",
+        f"hydra.run.dir={run_dir}",
+        "ckpt_path=last",
+        cwd=run_dir.parent,
+        cache=journey_home / "cache",
+        env=environment(journey_home),
+    )
+    assert result.returncode == 0, explain(result)
+    assert f"max_epochs={EPOCHS + 1}` reached" in result.stdout + result.stderr, explain(result)
+    assert checkpoint_epoch(last) == epoch_before + 1
+
+
+def _trained_overrides(run_dir: Path) -> list[str]:
+    """The first run's overrides, as a user repeats them, minus the ones the resume changes."""
+    from omegaconf import OmegaConf
+
+    overrides = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
+    return [o for o in overrides if not o.startswith(("trainer.max_epochs=", "hydra.run.dir="))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("journey", TRANSLATING, ids=ids(TRANSLATING))
+def test_stylize_keeps_sizes_and_reports_the_broken_file(journey, journey_home):
+    paths, run_dir, first = train_once(journey, journey_home)
+    assert first.returncode == 0, explain(first)
+    inputs = user_data.stylize_inputs(journey_home / journey.name / "photos")
+    output = journey_home / journey.name / "stylized"
+    result = run_cli(
+        "stylize",
+        str(run_dir / "checkpoints" / "last.ckpt"),
+        str(inputs),
+        "--output",
+        str(output),
+        *journey.inference_args(paths),
+        home=journey_home,
+    )
+    assert result.returncode == 0, explain(result)
+    assert "broken.jpg" in result.stdout + result.stderr
+    for name in ("large", "small"):
+        (source,) = inputs.glob(f"{name}.*")
+        (written,) = output.glob(f"{name}.*")
+        assert Image.open(written).size == Image.open(source).size
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("journey", TRANSLATING, ids=ids(TRANSLATING))
+def test_onnx_export_passes_its_parity_check(journey, journey_home):
+    paths, run_dir, first = train_once(journey, journey_home)
+    assert first.returncode == 0, explain(first)
+    result = run_cli(
+        "export",
+        str(run_dir / "checkpoints" / "last.ckpt"),
+        "--format",
+        "onnx",
+        *journey.inference_args(paths),
+        *journey.export_args,
+        home=journey_home,
+    )
+    assert result.returncode == 0, explain(result)
+    assert "(ok)" in result.stdout, explain(result)
+    assert list((run_dir / "checkpoints").glob("*.onnx"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("journey", JOURNEYS, ids=ids(JOURNEYS))
+def test_a_two_point_multirun_finishes_both_jobs(journey, journey_home):
+    paths, run_dir, _ = train_once(journey, journey_home)
+    folder = run_dir.parent
+    sweep_dir = folder / "sweep"
+    result = run_train(
+        "-m",
+        *journey.command(paths),
+        *journey.tiny,
+        "trainer.max_epochs=1",
+        "logger=csv",
+        journey.sweep,
+        f"hydra.sweep.dir={sweep_dir}",
+        cwd=folder,
+        cache=journey_home / "cache",
+        env=environment(journey_home),
+    )
+    assert result.returncode == 0, explain(result)
+    jobs = sorted(path for path in sweep_dir.iterdir() if path.is_dir())
+    assert [job.name for job in jobs] == ["0", "1"]
+    for job in jobs:
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+        assert (job / "report.html").is_file()
+        assert not (job / "FAILED").exists()
+
+
+def test_the_journey_table_covers_every_model_config():
+    """A new model config without a journey row fails here, so its own-data path gets tested."""
+    models = {path.stem for path in (ROOT / "conf" / "model").glob("*.yaml")}
+    covered = {journey.model for journey in JOURNEYS}
+    assert models <= covered, f"no journey for {sorted(models - covered)}"

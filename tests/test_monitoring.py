@@ -1,0 +1,213 @@
+"""The monitored metric is decided before training from what the run will log: auto picks FID, else a
+ground-truth metric the data supports, else no best checkpoint; an explicit metric that is not logged
+stops the run before training, or at the first validation after writing last.ckpt; a search with
+nothing to optimise stops before its first trial."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from helpers import one_thread  # noqa: F401  (an autouse fixture)
+from journeys.user_data import unpaired_dataset
+from omegaconf import open_dict
+
+from ganstyle.checkpointing import LastAndBestCheckpoint
+from ganstyle.data.content_style import ContentStyleDataModule
+from ganstyle.data.image_folder import ImageFolderDataModule
+from ganstyle.data.paired import PairedDataModule
+from ganstyle.data.unpaired import UnpairedDataModule
+from ganstyle.models.adain import AdaIN
+from ganstyle.models.cyclegan import CycleGAN
+from ganstyle.models.dcgan import DCGAN
+from ganstyle.models.fast_style import FastStyleTransfer
+from ganstyle.models.gatys import GatysStyleTransfer
+from ganstyle.models.pix2pix import Pix2Pix
+from ganstyle.monitoring import MonitoredMetricNotLoggedError, plan_monitor
+from ganstyle.sweeps import CheckSearchObjective
+from ganstyle.training import resolve_monitor, train
+
+STYLE_LOSS = {"content_weight": 1.0e5, "style_weight": 4.0e10}
+AUTO = {"metric": "auto", "mode": "max"}
+
+# model, its loss weights, validation targets, FID on -> what monitor.metric=auto chooses
+AUTO_CHOICES = [
+    (CycleGAN, {}, False, False, (None, "min")),
+    (CycleGAN, {}, True, False, ("val/psnr_B", "max")),
+    (CycleGAN, {}, False, True, ("val/fid_B", "min")),
+    (Pix2Pix, {}, True, False, ("val/psnr_B", "max")),
+    (FastStyleTransfer, STYLE_LOSS, False, False, ("val/loss_perceptual", "min")),
+    (FastStyleTransfer, STYLE_LOSS, False, True, ("val/fid_style", "min")),
+    (AdaIN, STYLE_LOSS, False, False, ("val/loss_perceptual", "min")),
+    (GatysStyleTransfer, STYLE_LOSS, False, False, ("val/loss_perceptual", "min")),
+    (DCGAN, {"gan_mode": "vanilla"}, False, False, (None, "min")),
+    (DCGAN, {"gan_mode": "wgangp"}, False, True, ("val/fid_samples", "min")),
+]
+
+
+@pytest.mark.parametrize(
+    "model_class, loss, targets, fid_on, expected",
+    AUTO_CHOICES,
+    ids=[f"{row[0].__name__}-targets{row[2]}-fid{row[3]}" for row in AUTO_CHOICES],
+)
+def test_auto_monitor_picks_only_a_metric_the_run_logs(model_class, loss, targets, fid_on, expected):
+    data = SimpleNamespace(validation_has_targets=targets)
+    choice = plan_monitor(AUTO, model_class, loss, data, {"fid": "auto"}, fid_on)
+    assert (choice.metric, choice.mode) == expected
+    if choice.metric is None:  # the log line says why and how to get a best checkpoint
+        assert "last.ckpt" in choice.reason and "For a best checkpoint" in choice.reason
+
+
+def test_data_modules_say_whether_validation_has_targets(tmp_path):
+    root = unpaired_dataset(tmp_path / "h2z")
+    assert UnpairedDataModule(root=str(root)).validation_has_targets is False
+    (root / "testA2B").mkdir()
+    assert UnpairedDataModule(root=str(root)).validation_has_targets is True
+    assert PairedDataModule(root=str(root)).validation_has_targets is True
+    assert ImageFolderDataModule(root=str(root / "trainA")).validation_has_targets is False
+    content_style = ContentStyleDataModule(content_root=str(root / "trainA"), style=str(root / "trainB"))
+    assert content_style.validation_has_targets is False
+
+
+def test_an_explicit_metric_the_run_will_not_log_is_refused_naming_the_logged_ones():
+    data = SimpleNamespace(validation_has_targets=False)
+    with pytest.raises(MonitoredMetricNotLoggedError) as error:
+        plan_monitor({"metric": "val/psnr_B", "mode": "max"}, CycleGAN, {}, data, {"fid": False}, False)
+    message = str(error.value)
+    assert "monitor.metric=val/psnr_B" in message and "val/loss_cycle_A, val/loss_cycle_B" in message
+
+
+def test_an_explicit_metric_is_left_to_the_first_validation_when_targets_are_unknown():
+    data = SimpleNamespace()  # a data module that cannot say whether it has targets
+    choice = plan_monitor({"metric": "val/psnr_B", "mode": "max"}, CycleGAN, {}, data, {"fid": False}, False)
+    assert (choice.metric, choice.mode) == ("val/psnr_B", "max")
+
+
+TINY_UNPAIRED = (
+    "experiment=null",
+    "data=unpaired",
+    "model.generator.netG=resnet_1blocks",
+    "model.generator.ngf=4",
+    "model.discriminator.ndf=4",
+    "data.load_size=36",
+    "data.crop_size=32",
+    "data.num_workers=0",
+    "logger=csv",
+    "trainer.max_epochs=1",
+    "callbacks.progress_bar=null",
+)
+
+
+def test_own_data_without_fid_or_ground_truth_keeps_last_ckpt_only_and_says_why(
+    compose_config, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    root = unpaired_dataset(tmp_path / "h2z")
+    cfg = compose_config(*TINY_UNPAIRED, f"data.root={root}")
+    model = CycleGAN(**{k: v for k, v in cfg.model.items() if k != "_target_"})
+    with pytest.warns(UserWarning, match="FID/KID are off"):
+        model.configure_validation_metrics({"fid": "auto"})
+    with caplog.at_level(logging.INFO, logger="ganstyle.training"):
+        resolve_monitor(cfg, model, UnpairedDataModule(root=str(root)))
+    assert cfg.monitor.metric is None
+    assert cfg.callbacks.model_checkpoint.save_top_k == 0
+    assert cfg.callbacks.model_checkpoint.stop_if_monitor_missing is False
+    assert "No best checkpoint" in caplog.text and "fetch-weights" in caplog.text
+
+
+def test_training_with_an_unlogged_explicit_metric_stops_before_any_step(
+    compose_config, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    root = unpaired_dataset(tmp_path / "h2z")
+    run_dir = tmp_path / "run"
+    cfg = compose_config(*TINY_UNPAIRED, f"data.root={root}", "monitor.metric=val/ssim_B", output_dir=run_dir)
+    with pytest.raises(MonitoredMetricNotLoggedError, match="monitor.metric=val/ssim_B"):
+        train(cfg)
+    assert not (run_dir / "checkpoints").exists()
+
+
+class LogsOneMetric(pl.LightningModule):
+    """The smallest module that validates: it logs val/seen and nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/seen", self.layer(batch[0]).mean())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def loader(self):
+        return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 2)), batch_size=2)
+
+    def train_dataloader(self):
+        return self.loader()
+
+    def val_dataloader(self):
+        return self.loader()
+
+
+def test_a_metric_missing_at_the_first_validation_writes_last_ckpt_then_stops_with_a_paragraph(tmp_path):
+    checkpoint = LastAndBestCheckpoint(dirpath=tmp_path, monitor="val/unseen", save_last=True, save_top_k=1)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        callbacks=[checkpoint],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    with pytest.raises(MonitoredMetricNotLoggedError) as error:
+        trainer.fit(LogsOneMetric())
+    assert "monitor.metric=val/unseen" in str(error.value) and "val/seen" in str(error.value)
+    assert (tmp_path / "last.ckpt").is_file()
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False)["epoch"] == 0
+
+
+def test_a_search_with_no_objective_it_can_optimise_stops_before_the_first_trial(
+    compose_config, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    root = unpaired_dataset(tmp_path / "h2z")
+    cfg = compose_config("hparams_search=cyclegan_optuna", *TINY_UNPAIRED, f"data.root={root}")
+    assert "check_search_objective" in cfg.hydra.callbacks  # Hydra calls it before the sweeper starts
+    with pytest.raises(SystemExit) as stop, pytest.warns(UserWarning, match="FID/KID are off"):
+        CheckSearchObjective().on_multirun_start(config=cfg)
+    assert stop.value.code == 1
+    stderr = capsys.readouterr().err
+    assert "monitor.metric=val/psnr_B is the search's objective" in stderr and "val/loss_cycle_A" in stderr
+
+
+def test_a_search_on_data_with_ground_truth_is_allowed(compose_config):
+    cfg = compose_config("hparams_search=cyclegan_optuna", "data.n_train=8", "data.n_test=4")
+    with open_dict(cfg):
+        cfg.metrics.fid = False
+    CheckSearchObjective().on_multirun_start(config=cfg)  # the embedded dataset has testA2B targets
+
+
+def test_a_metric_auto_chose_but_never_logged_only_warns_and_keeps_last_ckpt(tmp_path, caplog):
+    checkpoint = LastAndBestCheckpoint(
+        dirpath=tmp_path, monitor="val/fid_B", save_last=True, save_top_k=1, stop_if_monitor_missing=False
+    )
+    trainer = pl.Trainer(
+        max_epochs=2,
+        callbacks=[checkpoint],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    with caplog.at_level(logging.WARNING, logger="ganstyle.checkpointing"):
+        trainer.fit(LogsOneMetric())
+    assert "val/fid_B (chosen by monitor.metric=auto) was not logged" in caplog.text
+    assert [path.name for path in tmp_path.iterdir()] == ["last.ckpt"]
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False)["epoch"] == 1
