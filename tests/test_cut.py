@@ -230,7 +230,13 @@ def test_one_step_updates_the_generator_the_discriminator_and_the_heads(tmp_path
 def test_training_logs_every_term_and_a_resumed_run_ends_where_an_uninterrupted_one_does(
     compose_config, tmp_path
 ):
-    common = (*TINY, "trainer.limit_train_batches=3", "scheduler.n_epochs=1", "scheduler.n_epochs_decay=1")
+    common = (
+        *TINY,
+        "trainer.limit_train_batches=3",
+        "trainer.log_every_n_steps=1",
+        "scheduler.n_epochs=1",
+        "scheduler.n_epochs_decay=1",
+    )
     train(compose_config(*common, "trainer.max_epochs=2", output_dir=tmp_path / "two"))
     train(compose_config(*common, "trainer.max_epochs=1", output_dir=tmp_path / "one"))
     resumed_dir = tmp_path / "resumed"
