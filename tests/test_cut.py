@@ -293,3 +293,25 @@ def test_trained_cut_stylizes_exports_and_loads_with_ganstyle_load(compose_confi
     )
     assert Image.open(tmp_path / "out" / "cat.png").size == (42, 30)
     assert cli_main(["export", str(checkpoint), "--format", "onnx", "--size", "32", "48"]) == 0
+
+
+@pytest.mark.slow
+def test_cut_trains_under_ddp_sim_with_the_heads_in_every_process(tmp_path, cache_dir):
+    from helpers import run_train
+
+    run_dir = tmp_path / "run"
+    result = run_train(
+        *TINY,
+        "trainer=ddp_sim",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+        cache=cache_dir,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Starting with 2 processes" in result.stdout + result.stderr
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert len(checkpoint["optimizer_states"]) == 3 and any(
+        k.startswith("F.") for k in checkpoint["state_dict"]
+    )
