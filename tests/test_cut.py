@@ -145,6 +145,32 @@ def test_flip_equivariance_flips_the_output_features_back_before_matching_them()
     assert loss(mirrored, flipped=False) > loss(mirrored, flipped=True) + 0.1
 
 
+def test_style_weight_adds_the_perceptual_style_term_to_the_generator_step(tmp_path):
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader
+
+    loss = {"style_weight": 1.0e4, "feature_net": {"weights": "random"}}  # random VGG: plumbing only
+    model = tiny_model(loss=loss, num_patches=8, head_width=8)
+    assert model.perceptual is not None
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    batch = {"A": images[0], "B": images[1], "A_path": "a.png", "B_path": "b.png"}
+    trainer = pl.Trainer(
+        fast_dev_run=True,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, train_dataloaders=DataLoader([batch], batch_size=1))
+    terms = trainer.callback_metrics
+    assert float(terms["train/loss_style"]) > 0 and "train/loss_NCE" in terms
+    generator_terms = ("train/loss_G_GAN", "train/loss_NCE", "train/loss_NCE_Y", "train/loss_style")
+    assert float(terms["train/loss_G"]) == pytest.approx(
+        sum(float(terms[name]) for name in generator_terms), rel=1e-5
+    )
+
+
 def tiny_model(**kwargs) -> CUT:
     """A CUT built from plain dicts, as a checkpoint restores it."""
     return CUT(
