@@ -146,24 +146,10 @@ def test_flip_equivariance_flips_the_output_features_back_before_matching_them()
 
 
 def test_style_weight_adds_the_perceptual_style_term_to_the_generator_step(tmp_path):
-    import lightning.pytorch as pl
-    from torch.utils.data import DataLoader
-
     loss = {"style_weight": 1.0e4, "feature_net": {"weights": "random"}}  # random VGG: plumbing only
     model = tiny_model(loss=loss, num_patches=8, head_width=8)
     assert model.perceptual is not None
-    images = torch.rand(2, 3, 32, 32) * 2 - 1
-    batch = {"A": images[0], "B": images[1], "A_path": "a.png", "B_path": "b.png"}
-    trainer = pl.Trainer(
-        fast_dev_run=True,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
-    trainer.fit(model, train_dataloaders=DataLoader([batch], batch_size=1))
-    terms = trainer.callback_metrics
+    terms = fit_one_batch(model, torch.rand(2, 3, 32, 32) * 2 - 1, tmp_path).callback_metrics
     assert float(terms["train/loss_style"]) > 0 and "train/loss_NCE" in terms
     generator_terms = ("train/loss_G_GAN", "train/loss_NCE", "train/loss_NCE_Y", "train/loss_style")
     assert float(terms["train/loss_G"]) == pytest.approx(
@@ -226,31 +212,48 @@ def test_fast_dev_run_of_each_mode_trains_through_train_py_code(compose_config, 
     assert cfg.monitor.metric == "val/psnr_B"  # FID is off without its weights: ground truth is watched
 
 
-@pytest.mark.parametrize("mode", ["cut", "fastcut"])
-def test_one_step_updates_the_generator_the_discriminator_and_the_heads(tmp_path, mode):
+def fit_one_batch(model: CUT, images: torch.Tensor, root) -> pl.Trainer:  # noqa: F821
+    """One training step of ``model`` on A = images[0], B = images[1] under a Lightning Trainer."""
     import lightning.pytorch as pl
     from torch.utils.data import DataLoader
 
-    torch.manual_seed(0)
-    model = tiny_model(mode=mode, num_patches=8, head_width=8)
-    images = torch.rand(2, 3, 32, 32) * 2 - 1
     batch = {"A": images[0], "B": images[1], "A_path": "a.png", "B_path": "b.png"}
-    before = {name: value.clone() for name, value in model.state_dict().items()}
     trainer = pl.Trainer(
         fast_dev_run=True,
         accelerator="cpu",
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        default_root_dir=tmp_path,
+        default_root_dir=root,
     )
     trainer.fit(model, train_dataloaders=DataLoader([batch], batch_size=1))
+    return trainer
+
+
+@pytest.mark.parametrize("mode", ["cut", "fastcut"])
+def test_one_step_updates_the_generator_the_discriminator_and_the_heads(tmp_path, mode):
+    torch.manual_seed(0)
+    model = tiny_model(mode=mode, num_patches=8, head_width=8)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    fit_one_batch(model, torch.rand(2, 3, 32, 32) * 2 - 1, tmp_path)
     for prefix in ("G.", "D.", "F."):
         changed = [
             n for n, v in model.state_dict().items() if n.startswith(prefix) and not torch.equal(v, before[n])
         ]
         assert changed, f"{prefix} was not updated"
     assert model.skipped_steps == 0
+
+
+def test_a_non_finite_loss_skips_both_steps_and_leaves_every_weight_as_it_was(tmp_path):
+    torch.manual_seed(0)
+    model = tiny_model(num_patches=8, head_width=8)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    images[0, :, :4, :4] = float("nan")  # a corrupt A image: G(A), D(G(A)) and PatchNCE are NaN
+    fit_one_batch(model, images, tmp_path)
+    assert model.skipped_steps == 2  # the discriminator's and the generator-and-heads' step
+    assert set(model.last_nonfinite) == {"discriminator", "generator"}
+    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
 
 
 def test_training_logs_every_term_and_a_resumed_run_ends_where_an_uninterrupted_one_does(
