@@ -212,8 +212,8 @@ def test_fast_dev_run_of_each_mode_trains_through_train_py_code(compose_config, 
     assert cfg.monitor.metric == "val/psnr_B"  # FID is off without its weights: ground truth is watched
 
 
-def fit_one_batch(model: CUT, images: torch.Tensor, root) -> pl.Trainer:  # noqa: F821
-    """One training step of ``model`` on A = images[0], B = images[1] under a Lightning Trainer."""
+def fit_one_batch(model: CUT, images: torch.Tensor, root):
+    """One training step of ``model`` on A = images[0], B = images[1]; returns the Lightning Trainer."""
     import lightning.pytorch as pl
     from torch.utils.data import DataLoader
 
