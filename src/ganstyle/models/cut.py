@@ -182,19 +182,26 @@ class CUT(GANModule):
             logged, size, progress_bar={"loss_G": loss_G.detach(), "loss_D": loss_D.detach()}
         )
 
-    def nce_loss(self, source: torch.Tensor, output: torch.Tensor, flipped: bool = False) -> torch.Tensor:
+    def nce_loss(
+        self,
+        source: torch.Tensor,
+        output: torch.Tensor,
+        flipped: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """PatchNCE between G's encoder features of ``output`` (queries) and of ``source`` (keys), averaged
         over the sampled patches of each layer and then over the layers (the reference's normalisation).
 
         ``flipped``: ``output`` was made from the mirrored ``source`` (flip equivariance), so its features
-        are mirrored back before the same locations are sampled from both.
+        are mirrored back before the same locations are sampled from both. ``generator``: draw the
+        locations from it instead of the global random state.
         """
         layers = self.hparams.nce_layers
         queries = self.G.encode(output, layers)
         if flipped:
             queries = [torch.flip(feature, [3]) for feature in queries]
         keys = self.G.encode(source, layers)
-        key_samples, patch_ids = self.F(keys, self.hparams.num_patches)
+        key_samples, patch_ids = self.F(keys, self.hparams.num_patches, generator=generator)
         query_samples, _ = self.F(queries, self.hparams.num_patches, patch_ids)
         per_layer = [
             self.patchnce(query, key, source.shape[0]).mean()
@@ -218,8 +225,11 @@ class CUT(GANModule):
         real_A = batch["A"]
         fake_B = self.G(real_A)
         size = real_A.shape[0]
-        # The unweighted PatchNCE of G(x) against x: always available, also without ground truth.
-        self.log("val/loss_NCE", self.nce_loss(real_A, fake_B), batch_size=size)
+        # The unweighted PatchNCE of G(x) against x: always available, also without ground truth. Its
+        # patch locations come from a generator seeded by the batch index, so every epoch scores the same
+        # patches and validation (the sanity check of a resumed run too) leaves training's random state alone.
+        locations = torch.Generator().manual_seed(batch_idx)
+        self.log("val/loss_NCE", self.nce_loss(real_A, fake_B, generator=locations), batch_size=size)
         if "B_target" in batch:
             target = to_unit_range(batch["B_target"])
             prediction = to_unit_range(fake_B)

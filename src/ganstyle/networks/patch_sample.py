@@ -61,13 +61,15 @@ class PatchSampleF(nn.Module):
         features: Sequence[Tensor],
         num_patches: int = 256,
         patch_ids: Sequence[Tensor] | None = None,
+        generator: torch.Generator | None = None,
     ) -> tuple[list[Tensor], list[Tensor]]:
         """Sample and project ``num_patches`` locations of each ``(B, C_l, H_l, W_l)`` feature map.
 
         Returns per layer the unit vectors ``(B * P, nc)`` (image-major: rows ``b * P .. b * P + P - 1``
         are image b's patches, P = min(num_patches, H_l * W_l)) and the flat location indices used.
         Pass the indices of one call as ``patch_ids`` to another to sample the same locations (the
-        query and its positive key); without them, fresh locations are drawn, shared by the batch.
+        query and its positive key); without them, fresh locations are drawn, shared by the batch,
+        from the global random state or from ``generator`` (a CPU ``torch.Generator``).
         """
         if len(features) != len(self.mlps):
             raise ValueError(
