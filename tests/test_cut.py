@@ -157,6 +157,16 @@ def test_style_weight_adds_the_perceptual_style_term_to_the_generator_step(tmp_p
     )
 
 
+def test_wgangp_mode_adds_the_gradient_penalty_to_the_critic_step(tmp_path):
+    model = tiny_model(loss={"gan_mode": "wgangp", "gp_weight": 10.0}, num_patches=8, head_width=8)
+    terms = fit_one_batch(model, torch.rand(2, 3, 32, 32) * 2 - 1, tmp_path).callback_metrics
+    assert float(terms["train/loss_D"]) == pytest.approx(
+        0.5 * (float(terms["train/loss_D_real"]) + float(terms["train/loss_D_fake"]))
+        + float(terms["train/loss_D_gp"]),
+        rel=1e-5,
+    )
+
+
 def tiny_model(**kwargs) -> CUT:
     """A CUT built from plain dicts, as a checkpoint restores it."""
     return CUT(

@@ -30,7 +30,7 @@ from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from ganstyle.config import CUT_MODES, ConfigError, to_plain
-from ganstyle.losses.adversarial import AdversarialLoss
+from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
 from ganstyle.losses.patchnce import PatchNCELoss
 from ganstyle.losses.perceptual import build_perceptual_criterion
 from ganstyle.models.base import GANModule, build, complete_loss_config
@@ -125,6 +125,7 @@ class CUT(GANModule):
 
     # --- training ------------------------------------------------------------------------------
     def uses_identity_nce(self) -> bool:
+        """Whether G also runs on real B for the identity PatchNCE (CUT's nce_idt)."""
         loss = self.hparams.loss
         return loss["nce_weight"] > 0 and loss["nce_idt_weight"] > 0
 
@@ -144,10 +145,14 @@ class CUT(GANModule):
         with self.toggled_optimizer(opt_D):
             loss_D_fake = self.adversarial(self.D(fake_B.detach()), False)
             loss_D_real = self.adversarial(self.D(real_B), True)
+            critic_terms = {"loss_D_real": loss_D_real, "loss_D_fake": loss_D_fake}
             loss_D = 0.5 * (loss_D_fake + loss_D_real)
-            self.step_if_finite(
-                opt_D, loss_D, {"loss_D_real": loss_D_real, "loss_D_fake": loss_D_fake}, "discriminator"
-            )
+            if loss["gan_mode"] == "wgangp":  # as CycleGAN does; already weighted by gp_weight
+                critic_terms["loss_D_gp"] = gradient_penalty(
+                    self.D, real_B, fake_B.detach(), loss["gp_weight"]
+                )
+                loss_D = loss_D + critic_terms["loss_D_gp"]
+            self.step_if_finite(opt_D, loss_D, critic_terms, "discriminator")
 
         # 2. Generator and heads together: fool D, keep each patch recognisable (PatchNCE).
         self.D.requires_grad_(False)
@@ -170,14 +175,8 @@ class CUT(GANModule):
         self.D.requires_grad_(True)
 
         logged = {f"train/{name}": value.detach() for name, value in terms.items()}
-        logged.update(
-            {
-                "train/loss_G": loss_G.detach(),
-                "train/loss_D": loss_D.detach(),
-                "train/loss_D_real": loss_D_real.detach(),
-                "train/loss_D_fake": loss_D_fake.detach(),
-            }
-        )
+        logged.update({f"train/{name}": value.detach() for name, value in critic_terms.items()})
+        logged.update({"train/loss_G": loss_G.detach(), "train/loss_D": loss_D.detach()})
         self.log_training_values(
             logged, size, progress_bar={"loss_G": loss_G.detach(), "loss_D": loss_D.detach()}
         )
