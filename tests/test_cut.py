@@ -273,7 +273,7 @@ def test_training_logs_every_term_and_a_resumed_run_ends_where_an_uninterrupted_
         *TINY,
         "trainer.limit_train_batches=3",
         "trainer.log_every_n_steps=1",
-        "trainer.num_sanity_val_steps=1",  # validation draws no training randomness (resumed runs check too)
+        "trainer.num_sanity_val_steps=1",  # the resumed run validates again before it trains
         "scheduler.n_epochs=1",
         "scheduler.n_epochs_decay=1",
     )

@@ -226,7 +226,7 @@ class CUT(GANModule):
         size = real_A.shape[0]
         # The unweighted PatchNCE of G(x) against x: always available, also without ground truth. Its
         # patch locations come from a generator seeded by the batch index, so every epoch scores the same
-        # patches and validation (the sanity check of a resumed run too) leaves training's random state alone.
+        # patches and validation leaves training's random state alone.
         locations = torch.Generator().manual_seed(batch_idx)
         self.log("val/loss_NCE", self.nce_loss(real_A, fake_B, generator=locations), batch_size=size)
         if "B_target" in batch:
