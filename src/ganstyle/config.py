@@ -54,6 +54,11 @@ class LossConfig:
     content_weight: float = 0.0  # perceptual content term on the feature network
     style_weight: float = 0.0  # Gram-matrix style term on the feature network
     tv_weight: float = 0.0  # total variation of the generated image
+    # CUT's PatchNCE (lambda_NCE): 1 for CUT, 10 for FastCUT (see ganstyle.losses.patchnce).
+    nce_weight: float = 0.0
+    # Identity PatchNCE on (y, G(y)) relative to the NCE on (x, G(x)): the NCE term is
+    # nce_weight * (NCE_X + nce_idt_weight * NCE_Y) / (1 + nce_idt_weight); CUT's nce_idt is 1, FastCUT's 0.
+    nce_idt_weight: float = 0.0
     feature_net: FeatureNetConfig = field(default_factory=FeatureNetConfig)
 
 
@@ -64,6 +69,25 @@ def register_schemas() -> None:
 
 
 register_schemas()
+
+CUT_MODES = ("cut", "fastcut")
+
+
+def cut_mode_default(mode: str, cut_value: Any, fastcut_value: Any) -> Any:
+    """``${cut_mode_default:${model.mode},<CUT value>,<FastCUT value>}``: a default that follows CUT's mode.
+
+    The CUT configs use it for the values the reference sets per mode (``--CUT_mode``), so
+    ``model.mode=fastcut`` switches them all while an explicit override of one of them still wins.
+    """
+    if str(mode).lower() not in CUT_MODES:
+        raise ConfigError(
+            f"model.mode={mode!r} is not a CUT mode. Use model.mode=cut (CUT: identity NCE, NCE weight 1) "
+            "or model.mode=fastcut (FastCUT: NCE weight 10, flip equivariance, no identity NCE)."
+        )
+    return cut_value if str(mode).lower() == "cut" else fastcut_value
+
+
+OmegaConf.register_new_resolver("cut_mode_default", cut_mode_default, replace=True)
 
 _WEIGHT_KEYS = tuple(name for name in LossConfig.__dataclass_fields__ if name.endswith("_weight"))
 

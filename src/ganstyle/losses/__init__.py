@@ -1,6 +1,8 @@
-"""Losses: adversarial objectives, pixel reconstruction and VGG perceptual terms (all ``nn.Module``)."""
+"""Losses: adversarial objectives, pixel reconstruction, VGG perceptual terms and CUT's PatchNCE (all
+``nn.Module``)."""
 
 from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
+from ganstyle.losses.patchnce import PatchNCELoss
 from ganstyle.losses.perceptual import (
     ContentLoss,
     PerceptualCriterion,
@@ -14,6 +16,7 @@ from ganstyle.losses.reconstruction import ReconstructionLoss
 __all__ = [
     "AdversarialLoss",
     "ContentLoss",
+    "PatchNCELoss",
     "PerceptualCriterion",
     "ReconstructionLoss",
     "StyleLoss",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ganstyle.networks.antialias import BlurDownsample
 from ganstyle.networks.init import check_init, check_int, init_weights
 from ganstyle.networks.norm import check_norm, get_norm_layer, uses_bias
 
@@ -33,6 +34,8 @@ class NLayerDiscriminator(nn.Module):
         n_layers: stride-2 conv layers after the first (3 = the 70x70 PatchGAN).
         norm: "instance" (CycleGAN), "batch" (pix2pix), "layer" or "none".
         init_type, init_gain: weight initialisation, see :func:`init_weights`.
+        antialias: CUT's default (Park et al. 2020): each stride-2 conv becomes a stride-1 conv and
+            its activation followed by :class:`BlurDownsample`; same parameters, same output size.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class NLayerDiscriminator(nn.Module):
         norm: str = "instance",
         init_type: str = "normal",
         init_gain: float = 0.02,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -66,23 +70,33 @@ class NLayerDiscriminator(nn.Module):
         norm_layer = get_norm_layer(norm)
         use_bias = uses_bias(norm)
         kw, padw = 4, 1
+        stride = 1 if antialias else 2
 
         # No norm on the first layer, as in DCGAN (Radford et al. 2016), who found batch norm on the
         # discriminator's input layer made training oscillate.
         sequence: list[nn.Module] = [
-            nn.Conv2d(in_channels, ndf, kernel_size=kw, stride=2, padding=padw),
+            nn.Conv2d(in_channels, ndf, kernel_size=kw, stride=stride, padding=padw),
             nn.LeakyReLU(0.2, True),
         ]
+        if antialias:
+            sequence.append(BlurDownsample(ndf))
         nf_mult = 1
         for n in range(1, n_layers):
             nf_mult_prev, nf_mult = nf_mult, min(2**n, 8)
             sequence += [
                 nn.Conv2d(
-                    ndf * nf_mult_prev, ndf * nf_mult, kernel_size=kw, stride=2, padding=padw, bias=use_bias
+                    ndf * nf_mult_prev,
+                    ndf * nf_mult,
+                    kernel_size=kw,
+                    stride=stride,
+                    padding=padw,
+                    bias=use_bias,
                 ),
                 norm_layer(ndf * nf_mult),
                 nn.LeakyReLU(0.2, True),
             ]
+            if antialias:
+                sequence.append(BlurDownsample(ndf * nf_mult))
         nf_mult_prev, nf_mult = nf_mult, min(2**n_layers, 8)
         # Two stride-1 convs at the end widen the receptive field without shrinking the map further.
         sequence += [

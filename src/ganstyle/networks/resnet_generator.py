@@ -8,8 +8,11 @@ with ``load_state_dict``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
+from ganstyle.networks.antialias import BlurDownsample, BlurUpsample
 from ganstyle.networks.init import check_init, check_int, init_weights
 from ganstyle.networks.norm import check_norm, get_norm_layer, uses_bias
 
@@ -66,7 +69,12 @@ class ResnetGenerator(nn.Module):
     of :attr:`size_multiple` (4) for the output to have the input's size; inference pads to it.
 
     Parameters (ngf=64): 11,378,179 with 9 blocks and instance norm, 7,837,699 with 6 blocks,
-    11,383,427 with 9 blocks and batch norm.
+    11,383,427 with 9 blocks and batch norm; anti-aliasing adds none (its filters are buffers).
+
+    CUT (Park et al. 2020) uses the same network with anti-aliased resampling (Zhang 2019): each
+    downsampling is Conv3x3 stride 1, norm, ReLU, :class:`BlurDownsample`; each upsampling is
+    :class:`BlurUpsample`, Conv3x3, norm, ReLU. :meth:`encode` returns the outputs of chosen layers of
+    the flat layer list (CUT's ``nce_layers``), stopping after the last one.
 
     Args:
         in_channels: channels of the input image.
@@ -77,6 +85,8 @@ class ResnetGenerator(nn.Module):
         use_dropout: dropout 0.5 inside each residual block (off in CycleGAN).
         padding_type: "reflect", "replicate" or "zero" padding inside the residual blocks.
         init_type, init_gain: weight initialisation, see :func:`init_weights`.
+        antialias: anti-aliased downsampling (CUT's default; off in CycleGAN).
+        antialias_up: anti-aliased upsampling instead of transposed convs (CUT's default).
     """
 
     size_multiple = 4  # two stride-2 downsamplings
@@ -92,6 +102,8 @@ class ResnetGenerator(nn.Module):
         padding_type: str = "reflect",
         init_type: str = "normal",
         init_gain: float = 0.02,
+        antialias: bool = False,
+        antialias_up: bool = False,
     ) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -120,15 +132,26 @@ class ResnetGenerator(nn.Module):
         n_downsampling = 2
         for i in range(n_downsampling):
             mult = 2**i
+            stride = 1 if antialias else 2  # anti-aliased: full-resolution conv, then blur-subsample
             model += [
-                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
+                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=stride, padding=1, bias=use_bias),
                 norm_layer(ngf * mult * 2),
                 nn.ReLU(True),
             ]
+            if antialias:
+                model.append(BlurDownsample(ngf * mult * 2))
         mult = 2**n_downsampling
         model += [ResnetBlock(ngf * mult, padding_type, norm, use_dropout, use_bias) for _ in range(n_blocks)]
         for i in range(n_downsampling):
             mult = 2 ** (n_downsampling - i)
+            if antialias_up:
+                model += [
+                    BlurUpsample(ngf * mult),
+                    nn.Conv2d(ngf * mult, ngf * mult // 2, kernel_size=3, padding=1, bias=use_bias),
+                    norm_layer(ngf * mult // 2),
+                    nn.ReLU(True),
+                ]
+                continue
             # output_padding=1 makes each transposed conv exactly double H and W.
             model += [
                 nn.ConvTranspose2d(
@@ -151,3 +174,37 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Translate ``(N, in_channels, H, W)`` in [-1, 1] to ``(N, out_channels, H, W)`` in [-1, 1]."""
         return self.model(x)
+
+    def encode(self, x: Tensor, layers: Sequence[int]) -> list[Tensor]:
+        """The outputs of ``self.model[i]`` for each ``i`` in ``layers`` (ascending), in that order.
+
+        CUT's ``nce_layers`` ``0, 4, 8, 12, 16`` with anti-aliasing on: the padded input, the first and
+        second downsampling convs, residual blocks 1 and 5. The pass stops after the last layer asked for.
+        """
+        self.check_layers(layers)
+        wanted, features = set(layers), []
+        for index, layer in enumerate(self.model):
+            x = layer(x)
+            if index in wanted:
+                features.append(x)
+            if index == layers[-1]:
+                break
+        return features
+
+    def feature_channels(self, layers: Sequence[int]) -> list[int]:
+        """Channels of :meth:`encode`'s features, read from the layer list (no forward pass)."""
+        self.check_layers(layers)
+        channels, widths = self.model[1].in_channels, []
+        for index, layer in enumerate(self.model):
+            channels = getattr(layer, "out_channels", channels)  # convs change it; the rest keep it
+            if index in layers:
+                widths.append(channels)
+        return widths
+
+    def check_layers(self, layers: Sequence[int]) -> None:
+        last = len(self.model) - 1
+        if not layers or list(layers) != sorted(set(layers)) or not 0 <= layers[0] <= layers[-1] <= last:
+            raise ValueError(
+                f"{type(self).__name__}: feature layers must be distinct ascending indices into its "
+                f"{last + 1} layers (0..{last}), got {list(layers)}. CUT uses 0,4,8,12,16 on resnet_9blocks."
+            )

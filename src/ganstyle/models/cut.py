@@ -1,0 +1,255 @@
+"""CUT and FastCUT: contrastive unpaired translation (Park, Efros, Zhang, Zhu, ECCV 2020, "Contrastive
+Learning for Unpaired Image-to-Image Translation"; taesungp/contrastive-unpaired-translation).
+
+One generator G: A -> B and one discriminator D on B. Instead of CycleGAN's second generator and
+cycle, a patch of G(x) must be recognisable as the patch of x at the same place among other patches
+of x (PatchNCE on G's own encoder features, through small projection heads F). The objective:
+
+    L_G = gan_weight * LSGAN(D(G(x)), real)
+        + nce_weight * (NCE(x, G(x)) + nce_idt_weight * NCE(y, G(y))) / (1 + nce_idt_weight)
+    L_D = (LSGAN(D(y), real) + LSGAN(D(G(x)), fake)) / 2
+
+``mode=cut``: nce_weight 1, identity NCE on (nce_idt_weight 1, i.e. the reference's (NCE + NCE_Y) / 2),
+200 + 200 epochs. ``mode=fastcut``: nce_weight 10, no identity NCE, flip equivariance (the input is
+flipped horizontally half the time and the output's features flipped back before comparing them with
+the input's), 150 + 50 epochs. Values set explicitly win over the mode's. Step order as the reference:
+D, then G and F together; no image pool.
+
+    python train.py model=cut                        # CPU quick start on the embedded data
+    python train.py model=cut model.mode=fastcut
+    python train.py model=cut experiment=null data=unpaired data.root=datasets/horse2zebra trainer=gpu
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from ganstyle.config import CUT_MODES, ConfigError, to_plain
+from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
+from ganstyle.losses.patchnce import PatchNCELoss
+from ganstyle.losses.perceptual import build_perceptual_criterion
+from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.models.cyclegan import to_unit_range
+from ganstyle.networks.patch_sample import PatchSampleF
+
+# The reference's per-mode defaults (--CUT_mode): used for whatever the config leaves unset.
+MODE_DEFAULTS = {
+    "cut": {"nce_weight": 1.0, "nce_idt_weight": 1.0, "flip_equivariance": False},
+    "fastcut": {"nce_weight": 10.0, "nce_idt_weight": 0.0, "flip_equivariance": True},
+}
+
+
+class CUT(GANModule):
+    # content/style/TV (loss.content_weight, ...) are the optional perceptual terms CycleGAN has too:
+    # style compares G(x) with the batch's real B images, content G(x) with x.
+    loss_terms = ("gan_weight", "nce_weight", "nce_idt_weight", "content_weight", "style_weight", "tv_weight")
+    distribution_domains = ("B",)  # val/fid_B scores G(A) against real B
+    ground_truth_monitor = ("val/psnr_B", "max")  # with ground truth (the embedded dataset's testA2B)
+    visual_rows = (("real_A", "fake_B", "real_B", "idt_B"),)
+
+    def __init__(
+        self,
+        generator: dict[str, Any],
+        discriminator: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None = None,
+        loss: dict[str, Any] | None = None,
+        mode: str = "cut",
+        nce_layers: Sequence[int] = (0, 4, 8, 12, 16),
+        num_patches: int = 256,
+        nce_temperature: float = 0.07,
+        negatives_from_minibatch: bool = False,
+        flip_equivariance: bool | None = None,
+        head_width: int = 256,
+    ) -> None:
+        super().__init__()
+        if str(mode).lower() not in CUT_MODES:
+            raise ConfigError(
+                f"model.mode={mode!r} is not a CUT mode. Use model.mode=cut (identity NCE, NCE weight 1) "
+                "or model.mode=fastcut (NCE weight 10, flip equivariance, no identity NCE)."
+            )
+        mode = str(mode).lower()
+        defaults = MODE_DEFAULTS[mode]
+        generator, discriminator = to_plain(generator), to_plain(discriminator)
+        optimizer, scheduler = to_plain(optimizer), to_plain(scheduler)
+        loss = dict(to_plain(loss) or {})
+        for key in ("nce_weight", "nce_idt_weight"):  # unset (built from Python): the mode's value
+            if loss.get(key) is None:
+                loss[key] = defaults[key]
+        loss = complete_loss_config(loss)
+        self.check_loss_config(loss)
+        if flip_equivariance is None:
+            flip_equivariance = defaults["flip_equivariance"]
+        nce_layers = [int(layer) for layer in nce_layers]
+        if not isinstance(num_patches, int) or num_patches < 1:
+            raise ConfigError(f"model.num_patches={num_patches!r} must be a positive integer (CUT: 256).")
+        self.save_hyperparameters()
+
+        self.G = build(generator)
+        if not hasattr(self.G, "encode") or not hasattr(self.G, "feature_channels"):
+            raise ConfigError(
+                f"model.generator builds a {type(self.G).__name__}, which has no encode(x, layers) / "
+                "feature_channels(layers): CUT compares the generator's own encoder features. Use "
+                "_target_: ganstyle.networks.ResnetGenerator (CUT's network)."
+            )
+        self.D = build(discriminator)
+        # The heads' input widths come from the generator's layer list, so they exist before training
+        # (the reference builds them lazily at the first batch).
+        self.F = PatchSampleF(
+            self.G.feature_channels(nce_layers),
+            nc=head_width,
+            init_type=generator.get("init_type", "normal"),
+            init_gain=generator.get("init_gain", 0.02),
+        )
+        self.adversarial = AdversarialLoss(loss["gan_mode"])
+        self.patchnce = PatchNCELoss(nce_temperature, negatives_from_minibatch)
+        # None unless a content/style/TV weight is non-zero: a zero weight builds no VGG at all.
+        self.perceptual = build_perceptual_criterion(loss)
+
+        self.val_psnr_B = PeakSignalNoiseRatio(data_range=1.0)
+        self.val_ssim_B = StructuralSimilarityIndexMeasure(data_range=1.0)
+        self.val_psnr_B_identity = PeakSignalNoiseRatio(data_range=1.0)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Translate A images in [-1, 1] to B; inference only."""
+        return self.G(images)
+
+    def inference_generator(self) -> nn.Module:
+        """G (A -> B); see GANModule.inference_generator."""
+        return self.G
+
+    # --- training ------------------------------------------------------------------------------
+    def uses_identity_nce(self) -> bool:
+        """Whether G also runs on real B for the identity PatchNCE (CUT's nce_idt)."""
+        loss = self.hparams.loss
+        return loss["nce_weight"] > 0 and loss["nce_idt_weight"] > 0
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss = self.hparams.loss
+        real_A, real_B = batch["A"], batch["B"]
+        opt_G, opt_D, opt_F = self.optimizers()
+        size = real_A.shape[0]
+
+        # G runs once on x (and y for the identity NCE), flipped half the time for FastCUT.
+        real = torch.cat([real_A, real_B]) if self.uses_identity_nce() else real_A
+        flipped = self.hparams.flip_equivariance and bool(torch.rand(()) < 0.5)
+        fake = self.G(torch.flip(real, [3]) if flipped else real)
+        fake_B, idt_B = fake[:size], fake[size:]
+
+        # 1. Discriminator: real B against G(x) (no history pool).
+        with self.toggled_optimizer(opt_D):
+            loss_D_fake = self.adversarial(self.D(fake_B.detach()), False)
+            loss_D_real = self.adversarial(self.D(real_B), True)
+            critic_terms = {"loss_D_real": loss_D_real, "loss_D_fake": loss_D_fake}
+            loss_D = 0.5 * (loss_D_fake + loss_D_real)
+            if loss["gan_mode"] == "wgangp":  # as CycleGAN does; already weighted by gp_weight
+                critic_terms["loss_D_gp"] = gradient_penalty(
+                    self.D, real_B, fake_B.detach(), loss["gp_weight"]
+                )
+                loss_D = loss_D + critic_terms["loss_D_gp"]
+            self.step_if_finite(opt_D, loss_D, critic_terms, "discriminator")
+
+        # 2. Generator and heads together: fool D, keep each patch recognisable (PatchNCE).
+        self.D.requires_grad_(False)
+        terms = {"loss_G_GAN": loss["gan_weight"] * self.adversarial(self.D(fake_B), True, False)}
+        if loss["nce_weight"] > 0:
+            share = loss["nce_weight"] / (1.0 + (loss["nce_idt_weight"] if self.uses_identity_nce() else 0.0))
+            terms["loss_NCE"] = share * self.nce_loss(real_A, fake_B, flipped)
+            if self.uses_identity_nce():
+                terms["loss_NCE_Y"] = share * loss["nce_idt_weight"] * self.nce_loss(real_B, idt_B, flipped)
+        if self.perceptual is not None:
+            for name, value in self.perceptual(fake_B, content=real_A, style=real_B).items():
+                terms[f"loss_{name}"] = value
+        loss_G = sum(terms.values())
+        if self.finite_or_skip(terms, "generator"):
+            opt_G.zero_grad(set_to_none=True)
+            opt_F.zero_grad(set_to_none=True)
+            self.manual_backward(loss_G)
+            opt_G.step()
+            opt_F.step()
+        self.D.requires_grad_(True)
+
+        logged = {f"train/{name}": value.detach() for name, value in terms.items()}
+        logged.update({f"train/{name}": value.detach() for name, value in critic_terms.items()})
+        logged.update({"train/loss_G": loss_G.detach(), "train/loss_D": loss_D.detach()})
+        self.log_training_values(
+            logged, size, progress_bar={"loss_G": loss_G.detach(), "loss_D": loss_D.detach()}
+        )
+
+    def nce_loss(
+        self,
+        source: torch.Tensor,
+        output: torch.Tensor,
+        flipped: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """PatchNCE between G's encoder features of ``output`` (queries) and of ``source`` (keys), averaged
+        over the sampled patches of each layer and then over the layers (the reference's normalisation).
+
+        ``flipped``: ``output`` was made from the mirrored ``source`` (flip equivariance), so its features
+        are mirrored back before the same locations are sampled from both. ``generator``: draw the
+        locations from it instead of the global random state.
+        """
+        layers = self.hparams.nce_layers
+        queries = self.G.encode(output, layers)
+        if flipped:
+            queries = [torch.flip(feature, [3]) for feature in queries]
+        keys = self.G.encode(source, layers)
+        key_samples, patch_ids = self.F(keys, self.hparams.num_patches, generator=generator)
+        query_samples, _ = self.F(queries, self.hparams.num_patches, patch_ids)
+        per_layer = [
+            self.patchnce(query, key, source.shape[0]).mean()
+            for query, key in zip(query_samples, key_samples)
+        ]
+        return torch.stack(per_layer).mean()
+
+    def make_optimizers(self):
+        # Three Adams with the same settings, as the reference (optimizer_G, optimizer_D, optimizer_F).
+        return (
+            self.build_optimizer(self.G.parameters()),
+            self.build_optimizer(self.D.parameters()),
+            self.build_optimizer(self.F.parameters()),
+        )
+
+    def optimizer_names(self) -> tuple[str, ...]:
+        return ("G", "D", "F")
+
+    # --- validation ----------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        real_A = batch["A"]
+        fake_B = self.G(real_A)
+        size = real_A.shape[0]
+        # The unweighted PatchNCE of G(x) against x: always available, also without ground truth. Its
+        # patch locations come from a generator seeded by the batch index, so every epoch scores the same
+        # patches and validation leaves training's random state alone.
+        locations = torch.Generator().manual_seed(batch_idx)
+        self.log("val/loss_NCE", self.nce_loss(real_A, fake_B, generator=locations), batch_size=size)
+        if "B_target" in batch:
+            target = to_unit_range(batch["B_target"])
+            prediction = to_unit_range(fake_B)
+            self.val_psnr_B(prediction, target)
+            self.val_ssim_B(prediction, target)
+            # The do-nothing baseline: how far the untranslated A already is from the target.
+            self.val_psnr_B_identity(to_unit_range(real_A), target)
+            self.log("val/psnr_B", self.val_psnr_B, batch_size=size, prog_bar=True)
+            self.log("val/ssim_B", self.val_ssim_B, batch_size=size)
+            self.log("val/psnr_B_identity", self.val_psnr_B_identity, batch_size=size)
+
+    def distribution_samples(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        return {"B": (batch["B"], self.G(batch["A"]))}
+
+    # --- visuals and outputs -------------------------------------------------------------------
+    @torch.no_grad()
+    def compute_visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        real_A = batch["A"].to(self.device)
+        real_B = batch["B"].to(self.device)
+        return {"real_A": real_A, "fake_B": self.G(real_A), "real_B": real_B, "idt_B": self.G(real_B)}
+
+    def test_translations(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, list[str]]]:
+        """Whole-test-set outputs: testA translated to B."""
+        return {"AtoB": (self.G(batch["A"]), batch["A_path"])}
