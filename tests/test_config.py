@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import hydra
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
 from ganstyle.config import ConfigError, rewrite_null_group_overrides, validate_config
@@ -53,6 +55,16 @@ def test_experiment_null_keeps_the_reference_sizes(compose_config):
     assert cfg.model.optimizer.lr == pytest.approx(2e-4) and list(cfg.model.optimizer.betas) == [0.5, 0.999]
     assert cfg.scheduler.n_epochs == 100 and cfg.scheduler.n_epochs_decay == 100
     assert cfg.trainer.max_epochs == 200
+
+
+def test_quick_start_adam_is_fused_and_the_reference_adam_is_not(compose_config):
+    weights = [torch.nn.Parameter(torch.zeros(3))]
+    quick = hydra.utils.instantiate(compose_config().model.optimizer)(weights)
+    reference = hydra.utils.instantiate(compose_config("experiment=null").model.optimizer)(weights)
+    assert quick.defaults["fused"] is True and not reference.defaults.get("fused")
+    weights[0].grad = torch.ones(3)
+    quick.step()  # the fused CPU kernel runs
+    assert torch.all(weights[0] < 0)
 
 
 def test_null_group_override_is_rewritten_only_for_config_groups():
