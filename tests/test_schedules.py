@@ -7,6 +7,7 @@ import hydra
 import pytest
 import torch
 
+from ganstyle.config import ConfigError
 from ganstyle.utils.schedulers import fit_to_run, linear_decay, with_schedule_length_of_old_checkpoints
 
 
@@ -90,3 +91,21 @@ def test_checkpoint_written_before_total_epochs_existed_resumes_without_a_mismat
     old_hparams["scheduler"] = {k: v for k, v in old_hparams["scheduler"].items() if k != "total_epochs"}
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": old_hparams}, tmp_path / "old.ckpt")
     check_resume_compatible(tmp_path / "old.ckpt", model)  # 3 + 1 epochs then and now: no difference
+
+
+def test_resuming_with_a_larger_max_epochs_extends_the_run_instead_of_refusing(compose_config, tmp_path):
+    from ganstyle.resuming import check_resume_compatible
+
+    tiny = ("model.generator.ngf=4", "model.generator.netG=resnet_1blocks", "model.discriminator.ndf=4")
+    written = hydra.utils.instantiate(compose_config(*tiny, "trainer.max_epochs=2").model, _recursive_=False)
+    torch.save(
+        {"state_dict": written.state_dict(), "hyper_parameters": dict(written.hparams)}, tmp_path / "two.ckpt"
+    )
+    extended = hydra.utils.instantiate(compose_config(*tiny, "trainer.max_epochs=3").model, _recursive_=False)
+    assert extended.hparams["scheduler"]["total_epochs"] == 3
+    check_resume_compatible(tmp_path / "two.ckpt", extended)  # the run's length is not the model's config
+    reshaped = hydra.utils.instantiate(
+        compose_config(*tiny, "trainer.max_epochs=2", "scheduler.n_epochs=7").model, _recursive_=False
+    )
+    with pytest.raises(ConfigError, match="scheduler.n_epochs"):
+        check_resume_compatible(tmp_path / "two.ckpt", reshaped)  # the schedule's shape still is

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -28,7 +29,14 @@ from ganstyle.checkpointing import listed
 from ganstyle.config import ConfigError
 from ganstyle.utils.schedulers import with_schedule_length_of_old_checkpoints
 
+log = logging.getLogger(__name__)
+
 HPC_CHECKPOINT = re.compile(r"hpc_ckpt_(\d+)\.ckpt$")  # Lightning's SLURM requeue checkpoints
+
+
+# Keys that follow the run rather than the model: `scheduler.total_epochs` is `trainer.max_epochs`, so
+# resuming with a larger max_epochs extends the run and refits the schedule to its new length.
+RUN_LENGTH_KEYS = ("scheduler.total_epochs",)
 
 
 class CheckpointMismatchError(ConfigError):
@@ -183,12 +191,20 @@ def check_resume_compatible(
             f"Resume with the model that wrote it (model=<its config name>, as in that run's "
             ".hydra/overrides.yaml), or leave ckpt_path unset to train this model from scratch."
         )
-    allowed = tuple(allow_changed)
+    allowed = (*allow_changed, *RUN_LENGTH_KEYS)
     saved_hparams = dict(checkpoint.get("hyper_parameters") or {})
     if "scheduler" in saved_hparams:  # older checkpoints' linear schedule, in today's keys
         saved_hparams["scheduler"] = with_schedule_length_of_old_checkpoints(saved_hparams["scheduler"])
     saved = _flatten(saved_hparams)
     current = _flatten(dict(getattr(model, "hparams", {})))
+    for key in RUN_LENGTH_KEYS:
+        if key in saved and key in current and saved[key] != current[key]:
+            log.info(
+                "resuming a %s-epoch run as a %s-epoch run: the learning-rate schedule is refitted to "
+                "the new length from the checkpoint's epoch on",
+                saved[key],
+                current[key],
+            )
     differences = [
         f"{key}: checkpoint {saved.get(key, '<absent>')!r}, configured {current.get(key, '<absent>')!r}"
         for key in sorted(set(saved) | set(current))

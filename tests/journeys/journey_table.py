@@ -105,6 +105,20 @@ JOURNEYS: tuple[Journey, ...] = (
         sweep="loss.cycle_weight=5,10",
     ),
     Journey(
+        "cut",
+        _unpaired,
+        lambda p: ("model=cut", "experiment=null", "data=unpaired", f"data.root={p['root']}"),
+        (
+            "model.generator.n_blocks=5",  # nce_layers 0,4,8,12,16 reach residual block 5
+            "model.generator.ngf=4",
+            "model.discriminator.ndf=4",
+            "model.num_patches=16",
+            "model.head_width=8",
+            *SMALL_DATA,
+        ),
+        outputs=("images", "translations/AtoB"),
+    ),
+    Journey(
         "pix2pix_folders",
         _paired_folders,
         lambda p: (

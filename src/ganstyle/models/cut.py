@@ -51,6 +51,7 @@ class CUT(GANModule):
     distribution_domains = ("B",)  # val/fid_B scores G(A) against real B
     ground_truth_monitor = ("val/psnr_B", "max")  # with ground truth (the embedded dataset's testA2B)
     visual_rows = (("real_A", "fake_B", "real_B", "idt_B"),)
+    data_kinds = ("unpaired", "paired")  # A/B batches; pairs are simply not used as pairs
 
     def __init__(
         self,
@@ -220,6 +221,13 @@ class CUT(GANModule):
         return ("G", "D", "F")
 
     # --- validation ----------------------------------------------------------------------------
+    @classmethod
+    def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
+        if has_targets is None:  # PSNR/SSIM come only with testA2B/ targets
+            return None
+        ground_truth = {"val/psnr_B", "val/ssim_B", "val/psnr_B_identity"} if has_targets else set()
+        return frozenset({"val/loss_NCE"} | ground_truth)
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_A = batch["A"]
         fake_B = self.G(real_A)
