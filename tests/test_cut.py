@@ -276,6 +276,7 @@ def test_training_logs_every_term_and_a_resumed_run_ends_where_an_uninterrupted_
         "trainer.num_sanity_val_steps=1",  # the resumed run validates again before it trains
         "scheduler.n_epochs=1",
         "scheduler.n_epochs_decay=1",
+        "scheduler.total_epochs=2",  # the 1-epoch run is the 2-epoch run stopped halfway
     )
     train(compose_config(*common, "trainer.max_epochs=2", output_dir=tmp_path / "two"))
     train(compose_config(*common, "trainer.max_epochs=1", output_dir=tmp_path / "one"))

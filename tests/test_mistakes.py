@@ -267,3 +267,11 @@ def test_gatys_on_own_images_without_vgg_weights_stops_naming_the_file(
         train(cfg)
     assert "vgg19-dcbb9e9d.pth" in user_error_message(error.value)
     assert not (tmp_path / "run" / "stylized.png").exists()
+
+
+def test_an_iteration_bounded_run_may_leave_max_epochs_open_but_an_unbounded_one_may_not(compose_config):
+    from ganstyle.config import ConfigError, validate_config
+
+    validate_config(compose_config("trainer.max_epochs=-1", "trainer.max_steps=10"))
+    with pytest.raises(ConfigError, match=r"trainer.max_epochs=-1 is not a run length"):
+        validate_config(compose_config("trainer.max_epochs=-1"))

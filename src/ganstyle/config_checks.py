@@ -210,12 +210,16 @@ def check_trainer(cfg: DictConfig) -> None:
     trainer = cfg.get("trainer")
     if trainer is None:
         return
-    max_epochs = trainer.get("max_epochs")
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    # An iteration-counted reference (AdaIN: 160k iterations) ends on max_steps with max_epochs=-1.
+    bounded_by_steps = isinstance(max_steps, int) and not isinstance(max_steps, bool) and max_steps > 0
+    whole_epochs = isinstance(max_epochs, int) and not isinstance(max_epochs, bool) and max_epochs >= 1
+    if not whole_epochs and not (bounded_by_steps and max_epochs in (-1, None)):
         raise ConfigError(
             f"trainer.max_epochs={max_epochs} is not a run length: it must be a whole number of at least "
             "1 (0 would save an untrained network as if it were a result, -1 or null would train without "
-            "end). Set e.g. `trainer.max_epochs=10`; schedules and checkpoints follow it."
+            "end). Set e.g. `trainer.max_epochs=10`; schedules and checkpoints follow it (or bound the run by "
+            "iterations with `trainer.max_epochs=-1 trainer.max_steps=<n>`)."
         )
     accelerator = str(trainer.get("accelerator", "cpu")).lower()
     check_precision_and_accelerator(trainer.get("precision"), accelerator)
