@@ -34,7 +34,6 @@ from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
 from ganstyle.losses.patchnce import PatchNCELoss
 from ganstyle.losses.perceptual import build_perceptual_criterion
 from ganstyle.models.base import GANModule, build, complete_loss_config
-from ganstyle.models.cyclegan import to_unit_range
 from ganstyle.networks.patch_sample import PatchSampleF
 
 # The reference's per-mode defaults (--CUT_mode): used for whatever the config leaves unset.
@@ -238,15 +237,7 @@ class CUT(GANModule):
         locations = torch.Generator().manual_seed(batch_idx)
         self.log("val/loss_NCE", self.nce_loss(real_A, fake_B, generator=locations), batch_size=size)
         if "B_target" in batch:
-            target = to_unit_range(batch["B_target"])
-            prediction = to_unit_range(fake_B)
-            self.val_psnr_B(prediction, target)
-            self.val_ssim_B(prediction, target)
-            # The do-nothing baseline: how far the untranslated A already is from the target.
-            self.val_psnr_B_identity(to_unit_range(real_A), target)
-            self.log("val/psnr_B", self.val_psnr_B, batch_size=size, prog_bar=True)
-            self.log("val/ssim_B", self.val_ssim_B, batch_size=size)
-            self.log("val/psnr_B_identity", self.val_psnr_B_identity, batch_size=size)
+            self.log_translation_against_target(real_A, fake_B, batch["B_target"], size)
 
     def distribution_samples(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         return {"B": (batch["B"], self.G(batch["A"]))}

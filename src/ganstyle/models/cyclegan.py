@@ -25,11 +25,6 @@ from ganstyle.models.base import GANModule, build, complete_loss_config
 from ganstyle.utils.image_pool import ImagePool
 
 
-def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] network images to [0, 1] for metrics and files."""
-    return ((images + 1.0) / 2.0).clamp(0.0, 1.0)
-
-
 class CycleGAN(GANModule):
     data_kinds = ("unpaired", "paired")  # A/B batches; pairs are simply not used as pairs
     # content/style/TV (loss.content_weight, ...) are optional perceptual terms on a frozen VGG:
@@ -184,15 +179,7 @@ class CycleGAN(GANModule):
         self.log("val/loss_cycle_A", self.reconstruction(self.G_BA(fake_B), real_A), batch_size=size)
         self.log("val/loss_cycle_B", self.reconstruction(self.G_AB(fake_A), real_B), batch_size=size)
         if "B_target" in batch:
-            target = to_unit_range(batch["B_target"])
-            prediction = to_unit_range(fake_B)
-            self.val_psnr_B(prediction, target)
-            self.val_ssim_B(prediction, target)
-            # The do-nothing baseline: how far the untranslated A already is from the target.
-            self.val_psnr_B_identity(to_unit_range(real_A), target)
-            self.log("val/psnr_B", self.val_psnr_B, batch_size=size, prog_bar=True)
-            self.log("val/ssim_B", self.val_ssim_B, batch_size=size)
-            self.log("val/psnr_B_identity", self.val_psnr_B_identity, batch_size=size)
+            self.log_translation_against_target(real_A, fake_B, batch["B_target"], size)
 
     def distribution_samples(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         return {"B": (batch["B"], self.G_AB(batch["A"])), "A": (batch["A"], self.G_BA(batch["B"]))}

@@ -43,11 +43,6 @@ from ganstyle.models.base import GANModule, build, complete_loss_config
 from ganstyle.models.dcgan import check_critic_norm
 
 
-def to_unit_range(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] network images to [0, 1] for metrics."""
-    return ((images + 1.0) / 2.0).clamp(0.0, 1.0)
-
-
 @contextlib.contextmanager
 def training_behaviour(network: nn.Module, dropout: bool, batch_statistics: bool) -> Iterator[None]:
     """Within the block, an eval-mode ``network`` keeps its dropout active (``dropout``) and/or
@@ -214,14 +209,8 @@ class Pix2Pix(GANModule):
         real_A, real_B = batch["A"], batch["B"]
         fake_B = self(real_A)  # the inference behaviour users get
         size = real_A.shape[0]
-        target = to_unit_range(real_B)
-        self.val_psnr_B(to_unit_range(fake_B), target)
-        self.val_ssim_B(to_unit_range(fake_B), target)
-        self.val_psnr_B_identity(to_unit_range(real_A), target)
         self.log("val/loss_L1", self.reconstruction(fake_B, real_B), batch_size=size)  # unweighted
-        self.log("val/psnr_B", self.val_psnr_B, batch_size=size, prog_bar=True)
-        self.log("val/ssim_B", self.val_ssim_B, batch_size=size)
-        self.log("val/psnr_B_identity", self.val_psnr_B_identity, batch_size=size)
+        self.log_translation_against_target(real_A, fake_B, real_B, size)
 
     # --- outputs -------------------------------------------------------------------------------
     @torch.no_grad()

@@ -15,6 +15,11 @@ import torch
 from ganstyle.metrics.validation import ValidationDistributionMetrics, build_validation_metrics
 
 
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] network images to [0, 1] for metrics and files."""
+    return ((images + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
 class ValidationMetricsMixin:
     # Domains whose generated images are scored against real ones, the main one first
     # (CycleGAN: ("B", "A") logs val/fid_B and val/fid_A). Empty: the model has no FID.
@@ -32,6 +37,20 @@ class ValidationMetricsMixin:
         so a named ``monitor.metric`` is checked at the first validation instead of before training
         (see ganstyle.monitoring)."""
         return None
+
+    def log_translation_against_target(
+        self, source: torch.Tensor, translated: torch.Tensor, target: torch.Tensor, batch_size: int
+    ) -> None:
+        """``val/psnr_B`` and ``val/ssim_B`` of a translation against its ground truth, and
+        ``val/psnr_B_identity``: the untranslated source's PSNR, the do-nothing baseline a translation
+        must beat. Needs the model's ``val_psnr_B``, ``val_ssim_B`` and ``val_psnr_B_identity`` metrics."""
+        target = to_unit_range(target)
+        self.val_psnr_B(to_unit_range(translated), target)
+        self.val_ssim_B(to_unit_range(translated), target)
+        self.val_psnr_B_identity(to_unit_range(source), target)
+        self.log("val/psnr_B", self.val_psnr_B, batch_size=batch_size, prog_bar=True)
+        self.log("val/ssim_B", self.val_ssim_B, batch_size=batch_size)
+        self.log("val/psnr_B_identity", self.val_psnr_B_identity, batch_size=batch_size)
 
     def configure_validation_metrics(self, metrics_cfg: Mapping[str, Any] | None) -> bool:
         """Build FID/KID for this run (not a hyperparameter: inference never needs it). True if on."""
