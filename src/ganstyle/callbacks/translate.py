@@ -2,7 +2,9 @@
 
 The model says what to translate through ``test_translations(batch)``, which returns
 ``{folder name: (images in [-1, 1], source file paths)}``; each output keeps its source file name
-(as PNG), so results line up with the inputs.
+(as PNG), so results line up with the inputs. Two sources with one stem (``a.jpg`` and ``a.png``) would
+write the same ``a.png``: the later one keeps its extension in the name (``a.png.png``) instead of
+overwriting the earlier result.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ class TranslateTestSet(pl.Callback):
         self.dirpath = Path(dirpath)
         self.max_images = max_images
         self.written: dict[str, int] = {}
+        self.sources_by_output: dict[Path, str] = {}  # which source wrote each file in this run
+
+    def output_file(self, out_dir: Path, source: str) -> Path:
+        """``<stem>.png``, or ``<name>.png`` when another source of this run already took the stem."""
+        path = out_dir / f"{Path(source).stem}.png"
+        if self.sources_by_output.setdefault(path, source) != source:
+            path = out_dir / f"{Path(source).name}.png"
+            self.sources_by_output[path] = source
+        return path
 
     @rank_zero_only
     @torch.no_grad()
@@ -39,5 +50,5 @@ class TranslateTestSet(pl.Callback):
                 for image, source in zip(images, paths):
                     if self.max_images is not None and self.written.get(folder, 0) >= self.max_images:
                         break
-                    save_image(((image + 1.0) / 2.0).clamp(0.0, 1.0), out_dir / f"{Path(source).stem}.png")
+                    save_image(((image + 1.0) / 2.0).clamp(0.0, 1.0), self.output_file(out_dir, source))
                     self.written[folder] = self.written.get(folder, 0) + 1
