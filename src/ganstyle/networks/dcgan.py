@@ -29,7 +29,8 @@ def _check_image_size(owner: str, image_size: object) -> int:
         raise ValueError(
             f"{owner}: image_size must be a power of two >= 16 (16, 32, 64, 128, ...), got {image_size!r}. "
             "Each layer doubles (generator) or halves (discriminator) the side, from or to 4x4. "
-            "Resize or crop the data to such a size (DCGAN uses 64)."
+            "Set `data.crop_size` (which the networks follow) to such a size, with `data.load_size` at least "
+            "as large (DCGAN uses 64)."
         )
     return int(math.log2(image_size)) - 2
 
