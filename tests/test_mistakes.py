@@ -219,6 +219,7 @@ def test_a_network_refusing_its_size_inside_a_model_names_the_network_and_the_re
         and "DCGANGenerator" in message
         and "power of two" in message
         and "got 48" in message
+        and "data.crop_size" in message  # the key the user sets
     )
 
 
