@@ -356,3 +356,19 @@ def test_cut_trains_under_ddp_sim_with_the_heads_in_every_process(tmp_path, cach
     assert len(checkpoint["optimizer_states"]) == 3 and any(
         k.startswith("F.") for k in checkpoint["state_dict"]
     )
+
+
+def test_the_schedule_takes_the_modes_reference_shape_unless_the_config_chose_one(compose_config):
+    def schedule(*overrides: str) -> tuple[int, int]:
+        cfg = compose_config("model=cut", "experiment=null", *overrides)
+        model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+        return model.hparams.scheduler.get("n_epochs"), model.hparams.scheduler.get("n_epochs_decay")
+
+    small = ("model.generator.ngf=4", "model.generator.n_blocks=5", "model.discriminator.ndf=4")
+    assert schedule(*small) == (200, 200)  # CUT: 200 + 200, fitted to trainer.max_epochs
+    assert schedule(*small, "model.mode=fastcut") == (150, 50)
+    assert schedule(*small, "model.mode=fastcut", "scheduler.n_epochs=7", "scheduler.n_epochs_decay=3") == (
+        7,
+        3,
+    )
+    assert schedule(*small, "model.mode=fastcut", "scheduler=cosine") == (None, None)  # other schedules alone

@@ -43,6 +43,28 @@ MODE_DEFAULTS = {
 }
 
 
+# The reference's linear schedules per mode (n_epochs constant, then n_epochs_decay of linear decay):
+# CUT 200 + 200, FastCUT 150 + 50. The scheduler group's own default, 100 + 100, has CUT's shape.
+MODE_SCHEDULE_SHAPES = {"cut": (200, 200), "fastcut": (150, 50)}
+GENERIC_LINEAR_SHAPE = (100, 100)  # conf/scheduler/linear.yaml
+
+
+def with_mode_schedule_shape(scheduler: dict[str, Any] | None, mode: str) -> dict[str, Any] | None:
+    """The linear schedule in the mode's reference shape, unless the config chose another shape.
+
+    The schedule is a shape fitted to ``trainer.max_epochs`` (ganstyle.utils.schedulers), so only the
+    ratio matters: the group default's 100 + 100 becomes CUT's 200 + 200 (the same 1:1) or FastCUT's
+    150 + 50 (3:1). Any other ``scheduler.n_epochs`` / ``n_epochs_decay`` is kept as set.
+    """
+    if not scheduler or not str(scheduler.get("_target_", "")).endswith("linear_decay"):
+        return scheduler
+    shape = (scheduler.get("n_epochs"), scheduler.get("n_epochs_decay"))
+    if shape != GENERIC_LINEAR_SHAPE:
+        return scheduler
+    n_epochs, n_epochs_decay = MODE_SCHEDULE_SHAPES[mode]
+    return {**scheduler, "n_epochs": n_epochs, "n_epochs_decay": n_epochs_decay}
+
+
 class CUT(GANModule):
     # content/style/TV (loss.content_weight, ...) are the optional perceptual terms CycleGAN has too:
     # style compares G(x) with the batch's real B images, content G(x) with x.
@@ -83,6 +105,7 @@ class CUT(GANModule):
                 loss[key] = defaults[key]
         loss = complete_loss_config(loss)
         self.check_loss_config(loss)
+        scheduler = with_mode_schedule_shape(scheduler, mode)
         if flip_equivariance is None:
             flip_equivariance = defaults["flip_equivariance"]
         nce_layers = [int(layer) for layer in nce_layers]
