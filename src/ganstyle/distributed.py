@@ -19,7 +19,6 @@ Three facts shape this module:
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import hydra
@@ -31,23 +30,6 @@ from ganstyle.lightning_compat import ddp_kwargs, launches_by_rerunning_script
 from ganstyle.sweeps import is_multirun
 
 log = logging.getLogger(__name__)
-
-# Environment variables launchers set to a process's global rank, most specific first (the order
-# Lightning's own rank detection uses).
-_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
-
-
-def process_rank() -> int:
-    """This process's global rank from the launcher's environment (0 outside distributed runs).
-
-    Read from the environment rather than torch.distributed because it is also needed before the
-    process group exists and after it was torn down (e.g. when a failed job writes its report).
-    """
-    for name in _RANK_VARIABLES:
-        value = os.environ.get(name)
-        if value is not None and value.lstrip("-").isdigit():
-            return int(value)
-    return 0
 
 
 def find_unused_parameters_for_gans(strategy: Any) -> None:
