@@ -11,7 +11,7 @@ import torch
 from helpers import assert_missing_style_image_is_a_clear_error, missing_imagenet_weights_error
 
 from ganstyle.data.images import DatasetError
-from ganstyle.models.fast_style import StyleTargets
+from ganstyle.losses.style_targets import StyleTargets
 from ganstyle.models.gatys import GatysStyleTransfer, rgb_to_luma_chroma
 from ganstyle.training import train
 

@@ -19,7 +19,7 @@ from ganstyle.metrics import (
     psnr,
     ssim,
 )
-from ganstyle.metrics.fid import inception_skeleton
+from ganstyle.networks.fid_inception import inception_skeleton
 from ganstyle.weights import WEIGHTS, WeightsFileError, WeightsNotFoundError
 
 

@@ -19,7 +19,6 @@ Three facts shape this module:
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import hydra
@@ -27,26 +26,10 @@ import lightning.pytorch as pl
 from omegaconf import DictConfig, OmegaConf
 
 from ganstyle.config import ConfigError
+from ganstyle.lightning_compat import ddp_kwargs, launches_by_rerunning_script
 from ganstyle.sweeps import is_multirun
 
 log = logging.getLogger(__name__)
-
-# Environment variables launchers set to a process's global rank, most specific first (the order
-# Lightning's own rank detection uses).
-_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
-
-
-def process_rank() -> int:
-    """This process's global rank from the launcher's environment (0 outside distributed runs).
-
-    Read from the environment rather than torch.distributed because it is also needed before the
-    process group exists and after it was torn down (e.g. when a failed job writes its report).
-    """
-    for name in _RANK_VARIABLES:
-        value = os.environ.get(name)
-        if value is not None and value.lstrip("-").isdigit():
-            return int(value)
-    return 0
 
 
 def find_unused_parameters_for_gans(strategy: Any) -> None:
@@ -63,16 +46,16 @@ def find_unused_parameters_for_gans(strategy: Any) -> None:
 
     if not isinstance(strategy, DDPStrategy):
         return
-    ddp_kwargs = getattr(strategy, "_ddp_kwargs", None)
-    if not isinstance(ddp_kwargs, dict):
+    kwargs = ddp_kwargs(strategy)
+    if kwargs is None:
         raise ConfigError(
             "This Lightning version's DDPStrategy keeps its DistributedDataParallel arguments elsewhere, so "
             "ganstyle cannot switch on find_unused_parameters, which GAN training under DDP needs (each "
             "optimiser's backward pass leaves the other networks without gradients). Pass it explicitly: "
             "`trainer.strategy=ddp_find_unused_parameters_true` (or ddp_spawn_find_unused_parameters_true)."
         )
-    if not ddp_kwargs.get("find_unused_parameters"):
-        ddp_kwargs["find_unused_parameters"] = True
+    if not kwargs.get("find_unused_parameters"):
+        kwargs["find_unused_parameters"] = True
         log.info("DDP: find_unused_parameters=True (each GAN optimiser step leaves other networks unused)")
 
 
@@ -81,10 +64,8 @@ def relaunches_script(trainer: pl.Trainer) -> bool:
 
     A cluster that starts every rank itself (SLURM's srun, torchrun) re-runs nothing, so it is safe.
     """
-    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
-
     strategy = trainer.strategy
-    if not isinstance(getattr(strategy, "launcher", None), _SubprocessScriptLauncher):
+    if not launches_by_rerunning_script(strategy):
         return False
     return not strategy.cluster_environment.creates_processes_externally
 

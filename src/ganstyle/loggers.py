@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ganstyle.lightning_compat import loggers_write_this_step
+
 WANDB_HOST = "api.wandb.ai"
 
 
@@ -89,5 +91,4 @@ def logs_this_step(trainer: Any) -> bool:
     progress bar and ``callback_metrics`` read them then), else on the steps the loggers write."""
     if not trainer.loggers:
         return True
-    connector = getattr(trainer, "_logger_connector", None)  # Lightning's own test; internal API
-    return bool(connector.should_update_logs) if connector is not None else True
+    return loggers_write_this_step(trainer)  # Lightning's own test

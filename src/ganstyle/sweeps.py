@@ -27,6 +27,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from ganstyle.ranks import process_rank
+
 log = logging.getLogger(__name__)
 
 FAILED_FILE = "FAILED"
@@ -114,8 +116,6 @@ def check_search_objective(cfg: DictConfig) -> None:
 
 def write_failure_report(error: BaseException, message: str | None = None) -> Path | None:
     """Write ``<job dir>/FAILED`` (``FAILED.rank<k>`` from other ranks): overrides, error, traceback."""
-    from ganstyle.distributed import process_rank
-
     hydra_cfg = _hydra_config()
     if hydra_cfg is None:
         return None

@@ -179,7 +179,7 @@ def expected_shapes(kind: str) -> dict[str, tuple[int, ...]]:
         # Only the convolutional trunk is required: the classifier is never used for features.
         return {f"features.{name}": tuple(value.shape) for name, value in features.state_dict().items()}
     if kind == "fid_inception":
-        from ganstyle.metrics.fid import inception_skeleton
+        from ganstyle.networks.fid_inception import inception_skeleton
 
         with torch.device("meta"):
             net = inception_skeleton()

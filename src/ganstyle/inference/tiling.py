@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganstyle.inference.norm_statistics import NormStatistics, StopForward
@@ -61,6 +62,16 @@ def reflect_pad(images: Tensor, padding: Padding) -> Tensor:
     rows = reflect_indices(height, top, bottom, images.device)
     cols = reflect_indices(width, left, right, images.device)
     return images.index_select(-2, rows).index_select(-1, cols)
+
+
+def pad_to_multiple(images: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflection-pad H and W up to multiples of ``multiple``; returns the padded images and (H, W)."""
+    height, width = images.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h or pad_w:
+        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+        images = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
+    return images, (height, width)
 
 
 def padding_for(height: int, width: int, size_multiple: int, min_side: int) -> Padding:

@@ -16,7 +16,6 @@ be comparable with published numbers); KID is unbiased and better suited to a fe
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
@@ -26,42 +25,15 @@ import numpy as np
 import torch
 from scipy import linalg
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance, NoTrainInceptionV3
+from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from ganstyle.networks.fid_inception import FIDInceptionV3
 from ganstyle.weights import keep_out_of_checkpoints, load_weights
 
 log = logging.getLogger(__name__)
 
 INCEPTION_FEATURES = (64, 192, 768, 2048)
-_SKELETON_KEY = "__ganstyle_unloaded_skeleton__"
-
-
-class _InceptionV3(NoTrainInceptionV3):
-    """torchmetrics' always-eval torch-fidelity Inception, built without loading (or downloading) weights.
-
-    torch-fidelity loads weights in its constructor, from a path or else from the internet. Here the
-    constructor gets a marker instead, and weights are loaded afterwards from the file that
-    :mod:`ganstyle.weights` resolved and checked.
-    """
-
-    def __init__(self, feature: int = 2048, antialias: bool = False) -> None:
-        marker = io.BytesIO()
-        torch.save({_SKELETON_KEY: torch.zeros(())}, marker)
-        marker.seek(0)
-        super().__init__(
-            "inception-v3-compat", [str(feature)], feature_extractor_weights_path=marker, antialias=antialias
-        )
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        if _SKELETON_KEY in state_dict:
-            return None  # the constructor's call: keep the random initialisation
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
-
-
-def inception_skeleton(feature: int = 2048, antialias: bool = False) -> nn.Module:
-    """The FID Inception v3 with random (untrained) weights; build under ``torch.device("meta")`` for shapes."""
-    return _InceptionV3(feature, antialias)
 
 
 class InceptionFeatureExtractor(nn.Module):
@@ -79,7 +51,7 @@ class InceptionFeatureExtractor(nn.Module):
         super().__init__()
         if feature not in INCEPTION_FEATURES:
             raise ValueError(f"feature must be one of {INCEPTION_FEATURES}, got {feature!r}")
-        self.net = _InceptionV3(feature, antialias)
+        self.net = FIDInceptionV3(feature, antialias)
         if state_dict is not None:
             self.net.load_state_dict(state_dict)
         self.num_features = feature

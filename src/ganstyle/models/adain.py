@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganstyle.config import ConfigError, to_plain
+from ganstyle.inference.tiling import pad_to_multiple
 from ganstyle.models.base import GANModule, build, complete_loss_config
-from ganstyle.models.fast_style import pad_to_multiple
 from ganstyle.networks.adain import adaptive_instance_norm, calc_mean_std
 from ganstyle.networks.vgg import VGGFeatures
 

@@ -28,6 +28,7 @@ from torch import nn
 
 from ganstyle.config import ConfigError, LossConfig, validate_loss_config
 from ganstyle.distributed import find_unused_parameters_for_gans
+from ganstyle.lightning_compat import default_logs_on_epoch
 from ganstyle.loggers import logs_this_step
 from ganstyle.models.validation_metrics import ValidationMetricsMixin
 from ganstyle.performance import prepare_networks
@@ -207,12 +208,8 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
     def _logs_per_epoch(self, on_epoch: bool | None) -> bool:
         if on_epoch is not None:
             return on_epoch
-        from lightning.pytorch.trainer.connectors.logger_connector.fx_validator import _FxValidator
-
-        try:  # Lightning's own default for the hook being run: on_epoch in validation, not in training_step
-            return _FxValidator.get_default_logging_levels(self._current_fx_name, None, None)[1]
-        except (KeyError, TypeError, AssertionError):
-            return False
+        # Lightning's own default for the hook being run: on_epoch in validation, not in training_step
+        return default_logs_on_epoch(self)
 
     def on_train_epoch_start(self) -> None:
         for name, optimizer in zip(self.optimizer_names(), self.optimizer_list()):

@@ -33,20 +33,9 @@ import torch
 from ganstyle.config import ConfigError, to_plain
 from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
 from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.networks.critic_checks import check_critic_norm
 
 WHITE = 1.0  # the separator between samples in a visual row, in the network's [-1, 1] range
-
-
-def check_critic_norm(owner: str, discriminator: dict[str, Any], gan_mode: str) -> None:
-    """Refuse a batch-norm discriminator with WGAN-GP, with the reason and the fix."""
-    if gan_mode == "wgangp" and discriminator.get("norm") == "batch":
-        raise ConfigError(
-            f"{owner}: loss.gan_mode=wgangp with model.discriminator.norm=batch. The gradient penalty "
-            "constrains the critic's gradient for each sample on its own, but batch norm makes every "
-            "sample's score depend on the rest of its batch, so the penalty no longer means what it should "
-            "(Gulrajani et al. 2017, Sec. 4). Set model.discriminator.norm=layer (their recommendation), "
-            "instance or none."
-        )
 
 
 def tile_rows(images: torch.Tensor, per_row: int, separator: int = 2) -> torch.Tensor:

@@ -30,90 +30,19 @@ D's loss is halved and uses ``loss.gan_mode`` (LSGAN by default), as in CycleGAN
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ganstyle.config import ConfigError, to_plain
+from ganstyle.inference.tiling import pad_to_multiple
 from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
-from ganstyle.losses.perceptual import PerceptualCriterion, StyleLoss, build_perceptual_criterion
+from ganstyle.losses.perceptual import build_perceptual_criterion
+from ganstyle.losses.style_targets import StyleTargets, style_images_from
 from ganstyle.models.base import GANModule, build, complete_loss_config
-
-MAX_STYLE_IMAGES = 32  # one network learns one style (or a blend of a few); many styles: model=adain
-
-
-class StyleTargets(nn.Module):
-    """The Gram matrices of K style images and their weights w_k (summing to 1), as buffers.
-
-    ``distance(style_loss, features) = sum_k w_k * L_style(features, Grams_k)``: the weighted style loss
-    against several style images. Buffers are not saved in checkpoints (they come from the data).
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-        self.layers: list[str] = []
-
-    @torch.no_grad()
-    def set(
-        self, criterion: PerceptualCriterion, images: Sequence[torch.Tensor], weights: Sequence[float]
-    ) -> None:
-        """Compute the Grams of ``images`` (each (1, 3, h, w) in [-1, 1]) with the criterion's VGG."""
-        if criterion.style is None:
-            return
-        total = float(sum(weights))
-        for k, image in enumerate(images):
-            grams = criterion.style.grams(criterion.feature_net(image.to(self._device(criterion))))
-            for layer, gram in grams.items():
-                self.register_buffer(f"gram_{k}_{layer}", gram, persistent=False)
-            self.register_buffer(f"weight_{k}", torch.tensor(weights[k] / total), persistent=False)
-        self.count, self.layers = len(images), list(criterion.style.layers)
-
-    @staticmethod
-    def _device(criterion: PerceptualCriterion) -> torch.device:
-        return next(criterion.feature_net.parameters()).device
-
-    def distance(self, style_loss: StyleLoss, features: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        if not self.count:
-            raise RuntimeError("StyleTargets.set() must run before the style distance is computed.")
-        total = 0.0
-        for k in range(self.count):
-            grams = {layer: getattr(self, f"gram_{k}_{layer}") for layer in self.layers}
-            total = total + getattr(self, f"weight_{k}") * style_loss.forward_grams(features, grams)
-        return total
-
-
-def style_images_from(datamodule: Any, owner: str) -> tuple[list[torch.Tensor], list[float]]:
-    """Whole style images (1, 3, h, w) and their weights from a content/style or single-image data module."""
-    if hasattr(datamodule, "style_images"):  # SingleImageStyleDataModule
-        return list(datamodule.style_images()), list(datamodule.style_weights)
-    if hasattr(datamodule, "style_image") and hasattr(datamodule, "style_image_weights"):
-        count = len(datamodule.style_paths)
-        if count > MAX_STYLE_IMAGES:
-            raise ConfigError(
-                f"{owner} learns one network for one style (or a weighted blend of a few), but data.style "
-                f"gives {count} style images (at most {MAX_STYLE_IMAGES}). For arbitrary styles use "
-                "model=adain; otherwise point data.style at the one or few images to learn."
-            )
-        return [datamodule.style_image(k) for k in range(count)], list(datamodule.style_image_weights)
-    raise ConfigError(
-        f"{owner} needs style images from its data module, but {type(datamodule).__name__} has none. Use a "
-        "content/style data module, e.g. `data=content_style data.content_root=... data.style=...`."
-    )
-
-
-def pad_to_multiple(images: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Reflection-pad H and W up to multiples of ``multiple``; returns the padded images and (H, W)."""
-    height, width = images.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h or pad_w:
-        mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-        images = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
-    return images, (height, width)
 
 
 class ClampedOutput(nn.Module):

@@ -46,8 +46,8 @@ from torchvision.utils import make_grid, save_image
 from ganstyle.config import ConfigError, to_plain
 from ganstyle.data.single_image import fit_to_size
 from ganstyle.losses.perceptual import build_perceptual_criterion
+from ganstyle.losses.style_targets import StyleTargets, style_images_from
 from ganstyle.models.base import GANModule, build, complete_loss_config
-from ganstyle.models.fast_style import StyleTargets, style_images_from
 
 log = logging.getLogger(__name__)
 

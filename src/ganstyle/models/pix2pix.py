@@ -40,7 +40,7 @@ from ganstyle.config import ConfigError, to_plain
 from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
 from ganstyle.losses.reconstruction import ReconstructionLoss
 from ganstyle.models.base import GANModule, build, complete_loss_config
-from ganstyle.models.dcgan import check_critic_norm
+from ganstyle.networks.critic_checks import check_critic_norm
 
 
 @contextlib.contextmanager
