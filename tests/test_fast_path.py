@@ -86,3 +86,44 @@ def test_batch_norm_networks_keep_separate_calls(compose_config, monkeypatch):
 def test_the_switch_turns_batched_calls_off(compose_config):
     model = tiny_cyclegan(compose_config, "model.batch_shared_calls=false")
     assert not model.batch_generator_calls and not model.batch_discriminator_calls
+
+
+def generators(model: CycleGAN) -> list[torch.nn.Parameter]:
+    return [*model.G_AB.parameters(), *model.G_BA.parameters()]
+
+
+def optimizer_state_after_one_step(optimizer: torch.optim.Optimizer, parameters) -> dict:
+    for p in parameters:
+        p.grad = torch.ones_like(p)
+    optimizer.step()
+    return copy.deepcopy(optimizer.state_dict())
+
+
+def test_fused_optimizers_true_builds_fused_adam_and_checkpoints_load_either_way(compose_config):
+    fused_model = tiny_cyclegan(compose_config)
+    fused_model.set_performance_options(fused_optimizers=True)
+    plain_model = copy.deepcopy(fused_model)
+    plain_model.set_performance_options(fused_optimizers="auto")  # auto on the CPU: as configured
+
+    fused_opt_G, _ = fused_model.make_optimizers()
+    plain_opt_G, _ = plain_model.make_optimizers()
+    assert isinstance(fused_opt_G, torch.optim.Adam) and fused_opt_G.defaults["fused"] is True
+    assert not plain_opt_G.defaults["fused"]
+    assert fused_opt_G.defaults["lr"] == plain_opt_G.defaults["lr"]  # the rest as configured
+
+    fused_state = optimizer_state_after_one_step(fused_opt_G, generators(fused_model))
+    plain_state = optimizer_state_after_one_step(plain_opt_G, generators(plain_model))
+    # Same update either way, and each optimiser's checkpoint loads into the other kind.
+    for p, q in zip(generators(fused_model), generators(plain_model), strict=True):
+        torch.testing.assert_close(p, q)
+    plain_opt_G.load_state_dict(fused_state)
+    fused_opt_G.load_state_dict(plain_state)
+    for state in (plain_opt_G.state_dict()["state"], fused_opt_G.state_dict()["state"]):
+        assert len(state) == len(generators(fused_model))
+        assert all(float(s["step"]) == 1 for s in state.values())
+    optimizer_state_after_one_step(fused_opt_G, generators(fused_model))  # steps on after loading
+
+
+def test_fused_optimizers_refuses_a_value_other_than_auto_true_false(compose_config):
+    with pytest.raises(ValueError, match="fused_optimizers"):
+        tiny_cyclegan(compose_config).set_performance_options(fused_optimizers="yes")
