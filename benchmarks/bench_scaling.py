@@ -4,6 +4,7 @@ variants of the CycleGAN step, each as a ratio against a plain-PyTorch loop over
     python -m benchmarks.bench_scaling                   # CPU: 1 vs 2 processes (gloo), quick-start nets
     python -m benchmarks.bench_scaling --matrix          # CUDA: 256 px reference nets, batch 1 and 8,
                                                          #   fp32 / bf16-mixed / + channels_last / + compile
+                                                         #   / + fused Adam (--variants lists them)
     python -m benchmarks.bench_scaling --matrix --device cpu --size 32 --ngf 8 --blocks 1 --batches 1 \
         --variants fp32 bf16           # the matrix code path on a CPU, tiny (a check, not a measurement)
 
@@ -39,11 +40,14 @@ from ganstyle.losses.adversarial import AdversarialLoss
 from ganstyle.losses.reconstruction import ReconstructionLoss
 from ganstyle.utils.image_pool import ImagePool
 
-VARIANTS = {  # name: (precision, channels_last, compile)
-    "fp32": ("32-true", False, False),
-    "bf16": ("bf16-mixed", False, False),
-    "bf16+cl": ("bf16-mixed", True, False),
-    "bf16+cl+compile": ("bf16-mixed", True, True),
+VARIANTS = {  # name: (precision, channels_last, compile, fused Adam)
+    "fp32": ("32-true", False, False, False),
+    "bf16": ("bf16-mixed", False, False, False),
+    "bf16+cl": ("bf16-mixed", True, False, False),
+    "bf16+cl+compile": ("bf16-mixed", True, True, False),
+    "fp32+fused": ("32-true", False, False, True),
+    "bf16+fused": ("bf16-mixed", False, False, True),
+    "bf16+fused+compile": ("bf16-mixed", False, True, True),
 }
 
 
@@ -100,13 +104,13 @@ class CycleGANNetworks(nn.Module):
         ) + (0.5 * (self.adversarial(self.D_B(real_B), True) + self.adversarial(self.D_B(fake_B), False)))
 
 
-def plain_step_function(networks: nn.Module, device: torch.device, precision: str):
+def plain_step_function(networks: nn.Module, device: torch.device, precision: str, fused: bool = False):
     """One CycleGAN step in training_step's order: generators, then discriminators on pooled fakes."""
     nets = networks.module if isinstance(networks, nn.parallel.DistributedDataParallel) else networks
     generators = list(nets.G_AB.parameters()) + list(nets.G_BA.parameters())
     discriminators = list(nets.D_A.parameters()) + list(nets.D_B.parameters())
-    opt_G = torch.optim.Adam(generators, lr=2e-4, betas=(0.5, 0.999))
-    opt_D = torch.optim.Adam(discriminators, lr=2e-4, betas=(0.5, 0.999))
+    opt_G = torch.optim.Adam(generators, lr=2e-4, betas=(0.5, 0.999), fused=fused)
+    opt_D = torch.optim.Adam(discriminators, lr=2e-4, betas=(0.5, 0.999), fused=fused)
     pool_A, pool_B = ImagePool(50), ImagePool(50)
 
     def autocast():
@@ -136,7 +140,9 @@ def plain_step_function(networks: nn.Module, device: torch.device, precision: st
     return step
 
 
-def time_plain(args, device: torch.device, precision: str, channels_last: bool, compile: bool) -> float:
+def time_plain(
+    args, device: torch.device, precision: str, channels_last: bool, compile: bool, fused: bool = False
+) -> float:
     """Seconds per step of the plain loop on this process (DDP when a process group exists)."""
     torch.manual_seed(0)
     networks = CycleGANNetworks(args).to(device)
@@ -147,7 +153,7 @@ def time_plain(args, device: torch.device, precision: str, channels_last: bool, 
             network.compile()
     if dist.is_initialized():
         networks = nn.parallel.DistributedDataParallel(networks, find_unused_parameters=True)
-    step = plain_step_function(networks, device, precision)
+    step = plain_step_function(networks, device, precision, fused)
     real_A, real_B = random_images(args, device, channels_last)
     for _ in range(args.warmup):
         step(real_A, real_B)
@@ -186,7 +192,13 @@ class StepTimer(pl.Callback):
 
 
 def time_lightning(
-    args, device: torch.device, precision: str, channels_last: bool, compile: bool, processes: int = 1
+    args,
+    device: torch.device,
+    precision: str,
+    channels_last: bool,
+    compile: bool,
+    processes: int = 1,
+    fused: bool = False,
 ) -> float:
     """Seconds per batch of the CycleGAN LightningModule under a Trainer (ddp_spawn for processes > 1)."""
     from ganstyle.models.cyclegan import CycleGAN
@@ -200,7 +212,8 @@ def time_lightning(
         loss={"gan_mode": "lsgan", "cycle_weight": 10.0, "identity_weight": 0.5},
         pool_size=50,
     )
-    model.set_performance_options(channels_last=channels_last, compile=compile)
+    # fused forced either way, so a variant means the same optimiser on every device.
+    model.set_performance_options(channels_last=channels_last, compile=compile, fused_optimizers=fused)
     real_A, real_B = random_images(args, torch.device("cpu"))
     # Each process gets warmup + steps batches (the distributed sampler splits the list between them).
     batches = [{"A": real_A, "B": real_B}] * ((args.warmup + args.steps) * processes)
@@ -293,26 +306,31 @@ def variant_matrix(args) -> None:
         if device.type == "cuda"
         else f"CPU, {torch.get_num_threads()} threads"
     )
-    print(
-        f"\nCycleGAN step on {name}: {args.size} px, ResNet ngf {args.ngf} x {args.blocks} blocks, PatchGAN "
-        f"ndf {args.ndf}, Adam; torch {torch.__version__}\n"
-    )
-    print(
-        "| batch | variant | plain s/step | Lightning s/step | Lightning / plain | images/s (Lightning) "
-        "| vs fp32 |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    if not args.rows_only:
+        print(
+            f"\nCycleGAN step on {name}: {args.size} px, ResNet ngf {args.ngf} x {args.blocks} blocks, "
+            f"PatchGAN ndf {args.ndf}, Adam; torch {torch.__version__}\n"
+        )
+        print(
+            "| batch | variant | plain s/step | Lightning s/step | Lightning / plain | images/s (Lightning) "
+            f"| vs {args.baseline or args.variants[0]} |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- |", flush=True)
     for batch in args.batches:
         args.batch = batch
         baseline = None
+        if args.baseline and args.baseline != args.variants[0]:  # the "vs" column's reference, unprinted
+            precision, channels_last, compile, fused = VARIANTS[args.baseline]
+            baseline = time_lightning(args, device, precision, channels_last, compile, fused=fused)
         for variant in args.variants:
-            precision, channels_last, compile = VARIANTS[variant]
-            plain = time_plain(args, device, precision, channels_last, compile)
-            lightning = time_lightning(args, device, precision, channels_last, compile)
+            precision, channels_last, compile, fused = VARIANTS[variant]
+            plain = time_plain(args, device, precision, channels_last, compile, fused)
+            lightning = time_lightning(args, device, precision, channels_last, compile, fused=fused)
             baseline = baseline or lightning
             print(
                 f"| {batch} | {variant} | {plain:.4f} | {lightning:.4f} | {lightning / plain:.2f}x | "
-                f"{batch / lightning:.1f} | {baseline / lightning:.2f}x |"
+                f"{batch / lightning:.1f} | {baseline / lightning:.2f}x |",
+                flush=True,  # a caller with a time limit keeps the rows measured so far
             )
 
 
@@ -337,6 +355,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="matrix: batch sizes")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument(
+        "--rows-only",
+        action="store_true",
+        help="matrix: print only table rows (benchmarks/gpu_check.sh joins several runs into one table)",
+    )
+    parser.add_argument(
+        "--baseline",
+        choices=list(VARIANTS),
+        default=None,
+        help="matrix: the variant the last column compares with (default: the first one listed)",
+    )
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args(argv)

@@ -160,6 +160,19 @@ def test_resume_allow_changed_lets_a_schedule_be_extended(compose_config, finish
     check_resume_compatible(checkpoint, model, allow_changed=["scheduler"])
 
 
+def test_a_checkpoint_resumes_with_batched_calls_switched_or_from_before_the_switch(
+    compose_config, finished_runs, tmp_path
+):
+    checkpoint = last_of(finished_runs, "one_epoch")
+    cfg = compose_config(*TINY, "model.batch_shared_calls=false")
+    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    check_resume_compatible(checkpoint, model, allow_changed=["scheduler"])  # the run was 1 epoch
+    older = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    del older["hyper_parameters"]["batch_shared_calls"]
+    torch.save(older, tmp_path / "older.ckpt")
+    check_resume_compatible(tmp_path / "older.ckpt", model, allow_changed=["scheduler"])
+
+
 def test_checkpoint_of_another_model_class_is_refused_naming_both(compose_config, finished_runs, tmp_path):
     checkpoint = load(last_of(finished_runs, "one_epoch"))
     checkpoint["ganstyle_model_class"] = "ganstyle.models.pix2pix.Pix2Pix"

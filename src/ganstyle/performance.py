@@ -1,4 +1,5 @@
-"""Speed switches for a model's networks: channels-last memory layout and ``torch.compile``.
+"""Speed switches for a model's networks: channels-last memory layout, ``torch.compile`` and fused
+optimisers.
 
 Set from the ``performance`` block of conf/train.yaml (``performance.channels_last=true``,
 ``performance.compile=true``) and applied by ``GANModule.setup`` before Lightning moves the model to its
@@ -6,6 +7,9 @@ device and wraps it for DDP. Both are off by default because on the 2-core CPU t
 on both were slower: channels_last convolutions ran slower than NCHW, and ``torch.compile`` cost
 50-80 s of compilation for 0.8-0.9x the eager speed. On GPUs with tensor cores, channels_last with
 ``trainer.precision=bf16-mixed`` is the usual win; measure with ``python -m benchmarks.bench_scaling``.
+``performance.fused_optimizers`` (default ``auto``) builds Adam/AdamW with ``fused=True`` when every
+parameter is on CUDA: one kernel updates all parameters instead of several per tensor (see
+:func:`fused_optimizer_kwargs`).
 """
 
 from __future__ import annotations
@@ -67,3 +71,27 @@ def prepare_networks(module: nn.Module, channels_last: bool, compile: bool) -> N
             network.compile()
         module._networks_compiled = True
         log.info("torch.compile: %s (the first steps include compilation)", ", ".join(networks))
+
+
+FUSABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
+
+
+def fused_optimizer_kwargs(
+    optimizer_class: Any, parameters: list[nn.Parameter], setting: bool | str = "auto"
+) -> dict[str, bool]:
+    """The ``fused`` argument to add to an optimiser's configured ones (empty: keep the config's).
+
+    ``auto`` fuses Adam/AdamW when every parameter is on CUDA, where the fused kernel is torch's
+    fastest update; elsewhere the optimiser stays as configured. ``true``/``false`` force it for any
+    optimiser that takes ``fused`` (torch then refuses devices it has no fused kernel for). The
+    optimiser state has the same keys either way, so checkpoints load into either.
+    """
+    if setting == "auto":
+        on_cuda = bool(parameters) and all(p.is_cuda for p in parameters)
+        fuse = (
+            on_cuda and isinstance(optimizer_class, type) and issubclass(optimizer_class, FUSABLE_OPTIMIZERS)
+        )
+        return {"fused": True} if fuse else {}
+    if not isinstance(setting, bool):
+        raise ValueError(f"performance.fused_optimizers must be auto, true or false; got {setting!r}.")
+    return {"fused": setting}

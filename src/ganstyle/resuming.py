@@ -37,6 +37,9 @@ HPC_CHECKPOINT = re.compile(r"hpc_ckpt_(\d+)\.ckpt$")  # Lightning's SLURM reque
 # Keys that follow the run rather than the model: `scheduler.total_epochs` is `trainer.max_epochs`, so
 # resuming with a larger max_epochs extends the run and refits the schedule to its new length.
 RUN_LENGTH_KEYS = ("scheduler.total_epochs",)
+# Keys that choose how a result is computed, not what it is: a checkpoint resumes with either value,
+# and one written before the key existed resumes too.
+SPEED_KEYS = ("batch_shared_calls",)
 
 
 class CheckpointMismatchError(ConfigError):
@@ -191,7 +194,7 @@ def check_resume_compatible(
             f"Resume with the model that wrote it (model=<its config name>, as in that run's "
             ".hydra/overrides.yaml), or leave ckpt_path unset to train this model from scratch."
         )
-    allowed = (*allow_changed, *RUN_LENGTH_KEYS)
+    allowed = (*allow_changed, *RUN_LENGTH_KEYS, *SPEED_KEYS)
     saved_hparams = dict(checkpoint.get("hyper_parameters") or {})
     if "scheduler" in saved_hparams:  # older checkpoints' linear schedule, in today's keys
         saved_hparams["scheduler"] = with_schedule_length_of_old_checkpoints(saved_hparams["scheduler"])

@@ -31,7 +31,7 @@ from ganstyle.distributed import find_unused_parameters_for_gans
 from ganstyle.lightning_compat import default_logs_on_epoch
 from ganstyle.loggers import logs_this_step
 from ganstyle.models.validation_metrics import ValidationMetricsMixin
-from ganstyle.performance import prepare_networks
+from ganstyle.performance import fused_optimizer_kwargs, prepare_networks
 from ganstyle.resuming import restore_rng_states, rng_states
 
 # Loss weights every model understands trivially: gp_weight only matters with gan_mode=wgangp.
@@ -88,7 +88,10 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
     # --- helpers for subclasses -----------------------------------------------------------------
     def build_optimizer(self, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
         # Optimiser and scheduler configs are partial (`_partial_: true`): built here, given params.
-        return build(self.hparams.optimizer)(list(parameters))
+        # Lightning calls configure_optimizers after moving the model, so `auto` sees the device.
+        optimizer, parameters = build(self.hparams.optimizer), list(parameters)
+        fused = fused_optimizer_kwargs(getattr(optimizer, "func", None), parameters, self.fused_optimizers)
+        return optimizer(parameters, **fused)
 
     def build_scheduler(self, optimizer: torch.optim.Optimizer):
         return build(self.hparams.scheduler)(optimizer) if self.hparams.scheduler else None
@@ -155,9 +158,14 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
     # Speed switches from the `performance` config (ganstyle.performance); train() sets them.
     channels_last: bool = False
     compile_networks: bool = False
+    fused_optimizers: bool | str = "auto"
 
-    def set_performance_options(self, channels_last: bool = False, compile: bool = False) -> None:
+    def set_performance_options(
+        self, channels_last: bool = False, compile: bool = False, fused_optimizers: bool | str = "auto"
+    ) -> None:
         self.channels_last, self.compile_networks = bool(channels_last), bool(compile)
+        fused_optimizer_kwargs(None, [], fused_optimizers)  # a wrong value fails before training starts
+        self.fused_optimizers = fused_optimizers
 
     def setup(self, stage: str) -> None:
         """Runs on every rank before Lightning moves the model to its device and wraps it in DDP.

@@ -15,6 +15,8 @@ from itertools import chain
 from typing import Any
 
 import torch
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.instancenorm import _InstanceNorm
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from ganstyle.config import to_plain
@@ -50,6 +52,7 @@ class CycleGAN(GANModule):
         scheduler: dict[str, Any] | None = None,
         loss: dict[str, Any] | None = None,
         pool_size: int = 50,
+        batch_shared_calls: bool = True,
     ) -> None:
         super().__init__()
         generator, discriminator = to_plain(generator), to_plain(discriminator)
@@ -62,6 +65,11 @@ class CycleGAN(GANModule):
         self.G_BA = build(generator)
         self.D_A = build(discriminator)
         self.D_B = build(discriminator)
+        # One call of a network on inputs it sees at the same time (see batched_call) when its
+        # outputs cannot depend on the other samples of the batch: read from the built modules, so
+        # any generator or discriminator config is judged by what it builds.
+        self.batch_generator_calls = batch_shared_calls and samples_are_independent(self.G_AB)
+        self.batch_discriminator_calls = batch_shared_calls and samples_are_independent(self.D_A)
 
         self.adversarial = AdversarialLoss(loss["gan_mode"])
         self.reconstruction = ReconstructionLoss(loss["reconstruction"])
@@ -92,35 +100,12 @@ class CycleGAN(GANModule):
 
     # --- training ------------------------------------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        loss = self.hparams.loss
         real_A, real_B = batch["A"], batch["B"]
         opt_G, opt_D = self.optimizers()
 
         # 1. Generators: fool both discriminators, reconstruct through the cycle, keep identity.
         with self.toggled_optimizer(opt_G):
-            fake_B = self.G_AB(real_A)
-            fake_A = self.G_BA(real_B)
-            rec_A = self.G_BA(fake_B)
-            rec_B = self.G_AB(fake_A)
-            terms = {
-                "loss_G_AB": loss["gan_weight"] * self.adversarial(self.D_B(fake_B), True, False),
-                "loss_G_BA": loss["gan_weight"] * self.adversarial(self.D_A(fake_A), True, False),
-                "loss_cycle_A": loss["cycle_weight"] * self.reconstruction(rec_A, real_A),
-                "loss_cycle_B": loss["cycle_weight"] * self.reconstruction(rec_B, real_B),
-            }
-            if self.perceptual is not None:
-                # Each generator's output should carry its target domain's style (Grams of the real
-                # images of that domain in this batch) and keep its input's content.
-                for name, value in self.perceptual(fake_B, content=real_A, style=real_B).items():
-                    terms[f"loss_{name}_AB"] = value
-                for name, value in self.perceptual(fake_A, content=real_B, style=real_A).items():
-                    terms[f"loss_{name}_BA"] = value
-            if loss["identity_weight"] > 0:
-                # A generator fed an image already in its target domain should leave it unchanged;
-                # weighted identity_weight * cycle_weight as in the reference (0.5 * 10).
-                identity_weight = loss["identity_weight"] * loss["cycle_weight"]
-                terms["loss_idt_A"] = identity_weight * self.reconstruction(self.G_BA(real_A), real_A)
-                terms["loss_idt_B"] = identity_weight * self.reconstruction(self.G_AB(real_B), real_B)
+            terms, fake_A, fake_B = self.generator_terms(real_A, real_B)
             loss_G = sum(terms.values())
             self.step_if_finite(opt_G, loss_G, terms, "generator")
 
@@ -143,13 +128,53 @@ class CycleGAN(GANModule):
         progress = {"loss_G": loss_G.detach(), "loss_D": (loss_D_A + loss_D_B).detach()}
         self.log_training_values(logged, real_A.shape[0], progress_bar=progress)
 
+    def generator_terms(
+        self, real_A: torch.Tensor, real_B: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The generators' weighted loss terms, and the fakes (fake_A, fake_B) for the discriminators."""
+        loss = self.hparams.loss
+        with_identity = loss["identity_weight"] > 0
+        if with_identity and self.batch_generator_calls:
+            # G_AB translates real_A and reproduces real_B (the identity term) in one call; same result.
+            fake_B, idt_B = batched_call(self.G_AB, real_A, real_B)
+            fake_A, idt_A = batched_call(self.G_BA, real_B, real_A)
+        else:
+            fake_B = self.G_AB(real_A)
+            fake_A = self.G_BA(real_B)
+        rec_A = self.G_BA(fake_B)
+        rec_B = self.G_AB(fake_A)
+        terms = {
+            "loss_G_AB": loss["gan_weight"] * self.adversarial(self.D_B(fake_B), True, False),
+            "loss_G_BA": loss["gan_weight"] * self.adversarial(self.D_A(fake_A), True, False),
+            "loss_cycle_A": loss["cycle_weight"] * self.reconstruction(rec_A, real_A),
+            "loss_cycle_B": loss["cycle_weight"] * self.reconstruction(rec_B, real_B),
+        }
+        if self.perceptual is not None:
+            # Each generator's output should carry its target domain's style (Grams of the real
+            # images of that domain in this batch) and keep its input's content.
+            for name, value in self.perceptual(fake_B, content=real_A, style=real_B).items():
+                terms[f"loss_{name}_AB"] = value
+            for name, value in self.perceptual(fake_A, content=real_B, style=real_A).items():
+                terms[f"loss_{name}_BA"] = value
+        if with_identity:
+            # A generator fed an image already in its target domain should leave it unchanged;
+            # weighted identity_weight * cycle_weight as in the reference (0.5 * 10).
+            if not self.batch_generator_calls:
+                idt_A, idt_B = self.G_BA(real_A), self.G_AB(real_B)
+            identity_weight = loss["identity_weight"] * loss["cycle_weight"]
+            terms["loss_idt_A"] = identity_weight * self.reconstruction(idt_A, real_A)
+            terms["loss_idt_B"] = identity_weight * self.reconstruction(idt_B, real_B)
+        return terms, fake_A, fake_B
+
     def discriminator_loss(self, discriminator, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """(L(D(real), real) + L(D(fake), fake)) / 2; halved as in the reference so D learns slower
         than G. With gan_mode=wgangp the gradient penalty (weight loss.gp_weight) is added."""
         fake = fake.detach()
-        loss = 0.5 * (
-            self.adversarial(discriminator(real), True) + self.adversarial(discriminator(fake), False)
-        )
+        if self.batch_discriminator_calls:
+            prediction_real, prediction_fake = batched_call(discriminator, real, fake)
+        else:
+            prediction_real, prediction_fake = discriminator(real), discriminator(fake)
+        loss = 0.5 * (self.adversarial(prediction_real, True) + self.adversarial(prediction_fake, False))
         if self.hparams.loss["gan_mode"] == "wgangp":
             loss = loss + gradient_penalty(
                 discriminator, real, fake, weight_lambda=self.hparams.loss["gp_weight"]
@@ -216,3 +241,32 @@ class CycleGAN(GANModule):
             "AtoB": (self.G_AB(batch["A"]), batch["A_path"]),
             "BtoA": (self.G_BA(batch["B"]), batch["B_path"]),
         }
+
+
+def samples_are_independent(network: torch.nn.Module) -> bool:
+    """True when each output sample depends only on its own input sample (instance norm or none).
+
+    Batch norm normalises by statistics of the whole batch, so calling it on two batches at once
+    changes both results; instance norm that tracks running statistics would update them once with
+    the joint batch instead of twice. Either keeps separate calls.
+    """
+    for module in network.modules():
+        if isinstance(module, _BatchNorm):
+            return False
+        if isinstance(module, _InstanceNorm) and module.track_running_stats:
+            return False
+    return True
+
+
+def batched_call(network: torch.nn.Module, *inputs: torch.Tensor) -> tuple[Any, ...]:
+    """``network`` applied to each of ``inputs`` in one call on their concatenation.
+
+    Gives the same outputs and gradients as separate calls when :func:`samples_are_independent`;
+    one larger call keeps a GPU busier than several small ones. A list of predictions (multi-scale
+    discriminators) is split scale by scale.
+    """
+    sizes = [x.shape[0] for x in inputs]
+    output = network(torch.cat(inputs, dim=0))
+    if isinstance(output, torch.Tensor):
+        return output.split(sizes)
+    return tuple(zip(*(scale.split(sizes) for scale in output)))

@@ -1,0 +1,29 @@
+"""benchmarks/gpu_check.sh, the one GPU check, runs its code paths on the CPU so it cannot rot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from helpers import ROOT
+
+
+def test_gpu_check_smoke_runs_the_gpu_tests_and_prints_one_throughput_table():
+    environment = {**os.environ, "PYTHON": sys.executable}
+    result = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--smoke"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("GPU tests (pytest -m gpu): ") and "skipped" in line for line in lines)
+    table = [line for line in lines if line.startswith("|")]
+    assert table[0].startswith("| batch | variant | plain s/step | Lightning s/step")
+    rows = [line.split(" | ") for line in table[2:]]
+    assert [row[1] for row in rows] == ["fp32", "fp32+fused"], result.stdout
+    assert all(float(row[5]) > 0 for row in rows)  # images/s measured, nothing stopped
