@@ -22,12 +22,14 @@ if [[ "${1:-}" == "--smoke" ]]; then
     variants=(fp32)
     # torch.compile takes 50-80 s on a CPU: the smoke run puts fused Adam where compile goes (CPU bf16 is slow).
     late_variants=(fp32+fused)
+    cut_sizes=(--device cpu --quickstart --warmup 1 --timed 1 --threads 1)
 elif [[ $# -eq 0 ]]; then
     budget_s=350  # under 6 minutes with Python start-up
     sizes=(--device cuda)  # bench_scaling's defaults: ResNet-9 ngf 64, PatchGAN ndf 64, 256 px
     batches=(1 8)
     variants=(fp32 bf16 bf16+fused)
     late_variants=(bf16+fused+compile)  # last: the first compiled steps take about a minute
+    cut_sizes=(--device cuda --timed 20)  # reference networks, 256 px, batch 1
 else
     echo "usage: bash benchmarks/gpu_check.sh [--smoke]" >&2
     exit 2
@@ -41,7 +43,8 @@ gpu_tests=$(timeout "$(seconds_left)" "$PYTHON" -m pytest -m gpu -q -p no:cachep
     "${gpu_test_files[@]}" 2>&1 | tail -n 1)
 gpu_tests_status=${PIPESTATUS[0]}
 
-# 2. Throughput: every variant at every batch size, then the late ones (compared with fp32).
+# 2. Throughput: every variant at every batch size, then the late ones (compared with fp32); then
+# CUT and FastCUT against CycleGAN (benchmarks.bench_cut: time per step and peak memory as ratios).
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 measure() {
@@ -58,6 +61,11 @@ echo
 echo "GPU tests (pytest -m gpu): ${gpu_tests} (exit ${gpu_tests_status})"
 measure --batches "${batches[@]}" --variants "${variants[@]}"
 measure --batches "${batches[@]}" --variants "${late_variants[@]}" --baseline fp32 --rows-only
+echo
+if ! timeout "$(seconds_left)" "$PYTHON" -m benchmarks.bench_cut "${cut_sizes[@]}" 2>"$log" | grep -v '^$'; then
+    echo "| – | CUT / FastCUT | stopped (124 means out of time) | | | | |"
+    tail -n 5 "$log" >&2
+fi
 echo
 echo "Images/s is Lightning's (the CycleGAN module under a Trainer, batched calls on, as train.py runs it);"
 echo "\"plain\" is the hand-written loop over the same networks. Total: ${SECONDS} s."

@@ -22,8 +22,18 @@ def test_gpu_check_smoke_runs_the_gpu_tests_and_prints_one_throughput_table():
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert any(line.startswith("GPU tests (pytest -m gpu): ") and "skipped" in line for line in lines)
-    table = [line for line in lines if line.startswith("|")]
-    assert table[0].startswith("| batch | variant | plain s/step | Lightning s/step")
-    rows = [line.split(" | ") for line in table[2:]]
+    tables, table = [], []
+    for line in lines:  # the output's markdown tables: runs of consecutive "|" lines
+        if line.startswith("|"):
+            table.append(line)
+        elif table:
+            tables, table = [*tables, table], []
+    throughput, cut = tables[0], tables[-1]
+    assert throughput[0].startswith("| batch | variant | plain s/step | Lightning s/step")
+    rows = [line.split(" | ") for line in throughput[2:]]
     assert [row[1] for row in rows] == ["fp32", "fp32+fused"], result.stdout
     assert all(float(row[5]) > 0 for row in rows)  # images/s measured, nothing stopped
+    assert cut[0].startswith("| model | s/step")
+    cut_rows = [line.split(" | ") for line in cut[2:]]
+    assert [row[0].strip("| ") for row in cut_rows] == ["cyclegan", "cut", "fastcut"], result.stdout
+    assert all(float(row[1]) > 0 for row in cut_rows)  # seconds per step measured for each model
