@@ -12,7 +12,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from helpers import one_thread  # noqa: F401  (an autouse fixture)
-from journeys.user_data import unpaired_dataset
+from journeys.user_data import CYCLEGAN_OWN_DATA_TINY, unpaired_dataset
 from omegaconf import open_dict
 
 from ganstyle.checkpointing import LastAndBestCheckpoint
@@ -87,15 +87,7 @@ def test_an_explicit_metric_is_left_to_the_first_validation_when_targets_are_unk
 
 
 TINY_UNPAIRED = (
-    "experiment=null",
-    "data=unpaired",
-    "model.generator.netG=resnet_1blocks",
-    "model.generator.ngf=4",
-    "model.discriminator.ndf=4",
-    "data.load_size=36",
-    "data.crop_size=32",
-    "data.num_workers=0",
-    "logger=csv",
+    *CYCLEGAN_OWN_DATA_TINY,
     "trainer.max_epochs=1",
     "callbacks.progress_bar=null",
 )

@@ -16,17 +16,7 @@ from helpers import run_train, user_environment
 pytestmark = pytest.mark.journey
 
 # The README's CycleGAN own-data command at tiny sizes; only data.root changes.
-UNPAIRED = (
-    "experiment=null",
-    "data=unpaired",
-    "model.generator.netG=resnet_1blocks",
-    "model.generator.ngf=4",
-    "model.discriminator.ndf=4",
-    "data.load_size=36",
-    "data.crop_size=32",
-    "data.num_workers=0",
-    "logger=csv",
-)
+UNPAIRED = user_data.CYCLEGAN_OWN_DATA_TINY
 
 
 def only_train_a(folder: Path) -> Path:

@@ -102,3 +102,17 @@ def stylize_inputs(folder: Path) -> Path:
     one_image(folder / "small.png", 1, (75, 53))
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated download")
     return folder
+
+
+# The README's CycleGAN own-data command at tiny sizes, without its data.root (the tests add theirs).
+CYCLEGAN_OWN_DATA_TINY = (
+    "experiment=null",
+    "data=unpaired",
+    "model.generator.netG=resnet_1blocks",
+    "model.generator.ngf=4",
+    "model.discriminator.ndf=4",
+    "data.load_size=36",
+    "data.crop_size=32",
+    "data.num_workers=0",
+    "logger=csv",
+)
