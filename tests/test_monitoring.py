@@ -149,9 +149,8 @@ class LogsOneMetric(pl.LightningModule):
         return self.loader()
 
 
-def test_a_metric_missing_at_the_first_validation_writes_last_ckpt_then_stops_with_a_paragraph(tmp_path):
-    checkpoint = LastAndBestCheckpoint(dirpath=tmp_path, monitor="val/unseen", save_last=True, save_top_k=1)
-    trainer = pl.Trainer(
+def two_epoch_trainer(checkpoint: LastAndBestCheckpoint) -> pl.Trainer:
+    return pl.Trainer(
         max_epochs=2,
         callbacks=[checkpoint],
         logger=False,
@@ -159,6 +158,11 @@ def test_a_metric_missing_at_the_first_validation_writes_last_ckpt_then_stops_wi
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
+
+
+def test_a_metric_missing_at_the_first_validation_writes_last_ckpt_then_stops_with_a_paragraph(tmp_path):
+    checkpoint = LastAndBestCheckpoint(dirpath=tmp_path, monitor="val/unseen", save_last=True, save_top_k=1)
+    trainer = two_epoch_trainer(checkpoint)
     with pytest.raises(MonitoredMetricNotLoggedError) as error:
         trainer.fit(LogsOneMetric())
     assert "monitor.metric=val/unseen" in str(error.value) and "val/seen" in str(error.value)
@@ -191,14 +195,7 @@ def test_a_metric_auto_chose_but_never_logged_only_warns_and_keeps_last_ckpt(tmp
     checkpoint = LastAndBestCheckpoint(
         dirpath=tmp_path, monitor="val/fid_B", save_last=True, save_top_k=1, stop_if_monitor_missing=False
     )
-    trainer = pl.Trainer(
-        max_epochs=2,
-        callbacks=[checkpoint],
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = two_epoch_trainer(checkpoint)
     with caplog.at_level(logging.WARNING, logger="ganstyle.checkpointing"):
         trainer.fit(LogsOneMetric())
     assert "val/fid_B (chosen by monitor.metric=auto) was not logged" in caplog.text
