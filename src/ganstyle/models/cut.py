@@ -34,6 +34,7 @@ from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
 from ganstyle.losses.patchnce import PatchNCELoss
 from ganstyle.losses.perceptual import build_perceptual_criterion
 from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
 from ganstyle.networks.patch_sample import PatchSampleF
 
 # The reference's per-mode defaults (--CUT_mode): used for whatever the config leaves unset.
@@ -247,8 +248,7 @@ class CUT(GANModule):
     def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
         if has_targets is None:  # PSNR/SSIM come only with testA2B/ targets
             return None
-        ground_truth = {"val/psnr_B", "val/ssim_B", "val/psnr_B_identity"} if has_targets else set()
-        return frozenset({"val/loss_NCE"} | ground_truth)
+        return frozenset({"val/loss_NCE"} | (TRANSLATION_AGAINST_TARGET_METRICS if has_targets else set()))
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_A = batch["A"]

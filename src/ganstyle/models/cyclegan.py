@@ -24,6 +24,7 @@ from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
 from ganstyle.losses.perceptual import build_perceptual_criterion
 from ganstyle.losses.reconstruction import ReconstructionLoss
 from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
 from ganstyle.utils.image_pool import ImagePool
 
 
@@ -193,9 +194,7 @@ class CycleGAN(GANModule):
         if has_targets is None:  # PSNR/SSIM come only with testA2B/ targets
             return None
         cycle = {"val/loss_cycle_A", "val/loss_cycle_B"}
-        return frozenset(
-            cycle | ({"val/psnr_B", "val/ssim_B", "val/psnr_B_identity"} if has_targets else set())
-        )
+        return frozenset(cycle | (TRANSLATION_AGAINST_TARGET_METRICS if has_targets else set()))
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_A, real_B = batch["A"], batch["B"]

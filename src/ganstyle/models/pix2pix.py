@@ -40,6 +40,7 @@ from ganstyle.config import ConfigError, to_plain
 from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
 from ganstyle.losses.reconstruction import ReconstructionLoss
 from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
 from ganstyle.networks.critic_checks import check_critic_norm
 
 
@@ -203,7 +204,7 @@ class Pix2Pix(GANModule):
     @classmethod
     def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
         # Paired data: the B image of each pair is the target.
-        return frozenset({"val/loss_L1", "val/psnr_B", "val/ssim_B", "val/psnr_B_identity"})
+        return frozenset({"val/loss_L1"} | TRANSLATION_AGAINST_TARGET_METRICS)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         real_A, real_B = batch["A"], batch["B"]

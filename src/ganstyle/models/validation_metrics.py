@@ -20,6 +20,11 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     return ((images + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
+# What log_translation_against_target logs: a model's validation_metric_names includes these exactly
+# when its validation batches carry targets.
+TRANSLATION_AGAINST_TARGET_METRICS = frozenset({"val/psnr_B", "val/ssim_B", "val/psnr_B_identity"})
+
+
 class ValidationMetricsMixin:
     # Domains whose generated images are scored against real ones, the main one first
     # (CycleGAN: ("B", "A") logs val/fid_B and val/fid_A). Empty: the model has no FID.
