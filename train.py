@@ -14,8 +14,8 @@ os.environ.setdefault("GANSTYLE_ROOT", os.path.dirname(os.path.abspath(__file__)
 import hydra  # noqa: E402
 
 from ganstyle.config import ConfigError, rewrite_null_group_overrides  # noqa: E402  (also registers schemas)
-from ganstyle.overrides import check_overrides  # noqa: E402
-from ganstyle.resuming import check_reused_run_dir_in_argv  # noqa: E402
+from ganstyle.run.overrides import check_overrides  # noqa: E402
+from ganstyle.run.resuming import check_reused_run_dir_in_argv  # noqa: E402
 
 
 def exit_with(message: str) -> None:
@@ -27,8 +27,9 @@ def exit_with(message: str) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg) -> float | None:
     # Imported here so that a mistake on the command line is answered before Lightning loads.
-    from ganstyle.sweeps import report_failures_in_multirun
-    from ganstyle.training import discard_unstarted_run, train, user_error_message
+    from ganstyle.run.sweeps import report_failures_in_multirun
+    from ganstyle.run.training import discard_unstarted_run, train
+    from ganstyle.run.user_errors import user_error_message
 
     # Under -m a failing job writes <job dir>/FAILED and returns None, so the other jobs still run.
     train_job = report_failures_in_multirun(train, explain=user_error_message)

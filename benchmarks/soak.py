@@ -1,6 +1,6 @@
 """Soak test: does memory stay flat over thousands of training steps?
 
-Trains the default CycleGAN run in-process through ``ganstyle.training.train`` (all default callbacks:
+Trains the default CycleGAN run in-process through ``ganstyle.run.training.train`` (all default callbacks:
 checkpoints every epoch, image grids, the NaN guard; CSV logging) at tiny sizes on the CPU, samples the
 process's resident memory (RSS) and the number of live tensors every ``--every`` batches, and reports
 the RSS slope over the run after a warm-up. A leak in a training step or a callback (a list that keeps
@@ -141,7 +141,7 @@ def main() -> None:
             f"+callbacks.memory_probe.output={samples_file}",
             *args.overrides,
         ]
-        from ganstyle.training import train
+        from ganstyle.run.training import train
 
         started = time.perf_counter()
         train(compose(overrides, scratch / "run"))

@@ -90,7 +90,7 @@ def tiny_cyclegan_run(compose_config, tmp_path_factory) -> Path:
     if "run" not in _TINY_RUN_DIRS:
         from omegaconf import OmegaConf, open_dict
 
-        from ganstyle.training import train
+        from ganstyle.run.training import train
 
         run_dir = tmp_path_factory.mktemp("tiny_cyclegan") / "2024-01-01_00-00-00-000000"
         cfg = compose_config(*TINY_CYCLEGAN_RUN, output_dir=run_dir)

@@ -71,7 +71,7 @@ def run_train(
 def assert_missing_style_image_is_a_clear_error(compose_config, tiny: tuple[str, ...], missing: Path) -> None:
     """Training with `data.style=<missing>` fails with a DatasetError naming the file."""
     from ganstyle.data.images import DatasetError
-    from ganstyle.training import train
+    from ganstyle.run.training import train
 
     with pytest.raises(Exception, match=f"{missing.name} does not exist") as error:
         train(compose_config(*tiny, f"data.style={missing}", "trainer.fast_dev_run=true"))

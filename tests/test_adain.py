@@ -12,7 +12,7 @@ from helpers import assert_missing_style_image_is_a_clear_error, missing_imagene
 from ganstyle.config import ConfigError
 from ganstyle.models.adain import AdaIN, coral
 from ganstyle.networks.adain import adaptive_instance_norm
-from ganstyle.training import check_model_config, train
+from ganstyle.run.training import check_model_config, train
 
 TINY = (
     "model=adain",

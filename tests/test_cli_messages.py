@@ -20,7 +20,7 @@ class Unpicklable:
 
 
 def test_gatys_checkpoint_says_what_the_model_is_and_where_its_result_is(compose_config, tmp_path, capsys):
-    from ganstyle.training import train
+    from ganstyle.run.training import train
 
     run = tmp_path / "run"
     train(

@@ -10,7 +10,8 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from ganstyle.config import ConfigError, rewrite_null_group_overrides, validate_config
+from ganstyle.config import ConfigError, rewrite_null_group_overrides
+from ganstyle.run.config_checks import validate_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # Groups whose every option composes on top of the default run. `experiment` and `model` options are

@@ -14,7 +14,7 @@ from skimage import data
 
 import ganstyle
 from ganstyle.cli import main as cli_main
-from ganstyle.config import ConfigError, validate_config
+from ganstyle.config import ConfigError
 from ganstyle.inference.export import export_generator
 from ganstyle.inference.loading import inference_network, load_model
 from ganstyle.losses.patchnce import PatchNCELoss
@@ -22,7 +22,9 @@ from ganstyle.models.cut import CUT
 from ganstyle.networks import NLayerDiscriminator, ResnetGenerator
 from ganstyle.networks.antialias import BlurDownsample, BlurUpsample
 from ganstyle.networks.patch_sample import PatchSampleF
-from ganstyle.training import check_model_config, train, user_error_message
+from ganstyle.run.config_checks import validate_config
+from ganstyle.run.training import check_model_config, train
+from ganstyle.run.user_errors import user_error_message
 
 # 5 residual blocks: the smallest generator that still has the reference's layer 16.
 TINY = (

@@ -8,7 +8,7 @@ import torch
 
 from ganstyle.config import ConfigError
 from ganstyle.models.cyclegan import CycleGAN
-from ganstyle.training import check_model_config, train
+from ganstyle.run.training import check_model_config, train
 from ganstyle.utils.image_pool import ImagePool
 from ganstyle.utils.schedulers import linear_decay
 

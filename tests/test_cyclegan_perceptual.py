@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from ganstyle.training import train
+from ganstyle.run.training import train
 from ganstyle.weights import WeightsNotFoundError
 
 TINY = (

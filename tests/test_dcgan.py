@@ -14,7 +14,7 @@ from ganstyle.data.image_folder import ImageFolderDataModule
 from ganstyle.data.images import DatasetError
 from ganstyle.losses.adversarial import gradient_penalty
 from ganstyle.models.dcgan import DCGAN
-from ganstyle.training import check_model_config, train
+from ganstyle.run.training import check_model_config, train
 
 TINY = (
     "model=dcgan",

@@ -14,7 +14,7 @@ from helpers import assert_missing_style_image_is_a_clear_error, missing_imagene
 
 from ganstyle.data.embedded_styles import STYLES, materialize_embedded_styles
 from ganstyle.models.fast_style import FastStyleTransfer
-from ganstyle.training import train
+from ganstyle.run.training import train
 
 # The same embedded dataset parameters as the CycleGAN tests, so one build serves both.
 TINY = (
@@ -89,7 +89,7 @@ def test_critic_learns_style_crops_as_real_and_stylised_outputs_as_fake(compose_
 
 def test_a_run_without_style_term_or_critic_is_refused(compose_config):
     from ganstyle.config import ConfigError
-    from ganstyle.training import check_model_config
+    from ganstyle.run.training import check_model_config
 
     cfg = compose_config(*TINY, "loss.style_weight=0", "loss.gan_weight=0")
     with pytest.raises(ConfigError, match="nothing that teaches a style"):

@@ -21,9 +21,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ganstyle.callbacks.nan_guard import NanGuard, NonFiniteLossError
 from ganstyle.callbacks.signals import CheckpointOnInterrupt
-from ganstyle.checkpointing import AtomicCheckpointIO, CheckpointWriteError, NonFiniteCheckpointError
-from ganstyle.config import ConfigError, validate_config
-from ganstyle.training import train, user_error_message
+from ganstyle.config import ConfigError
+from ganstyle.run.checkpointing import AtomicCheckpointIO, CheckpointWriteError, NonFiniteCheckpointError
+from ganstyle.run.config_checks import validate_config
+from ganstyle.run.training import train
+from ganstyle.run.user_errors import user_error_message
 from ganstyle.utils.image_pool import ImagePool
 
 ROOT = Path(__file__).resolve().parents[1]

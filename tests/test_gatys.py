@@ -13,7 +13,7 @@ from helpers import assert_missing_style_image_is_a_clear_error, missing_imagene
 from ganstyle.data.images import DatasetError
 from ganstyle.losses.style_targets import StyleTargets
 from ganstyle.models.gatys import GatysStyleTransfer, rgb_to_luma_chroma
-from ganstyle.training import train
+from ganstyle.run.training import train
 
 TINY = (
     "model=gatys",

@@ -2,7 +2,7 @@
 
 Each failure names the Lightning version and the internal that moved, so an upgrade that breaks one
 fails here, in one line, instead of in the middle of a training run: fix it in
-``ganstyle.lightning_compat`` and nowhere else.
+``ganstyle.utils.lightning_compat`` and nowhere else.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 
-from ganstyle.lightning_compat import (
+from ganstyle.utils.lightning_compat import (
     ddp_kwargs,
     default_logs_on_epoch,
     launches_by_rerunning_script,
@@ -43,7 +43,7 @@ def lightning_internal(internal: str, function: str):
     except (ImportError, AttributeError, AssertionError, TypeError) as error:
         pytest.fail(
             f"Lightning {lightning.__version__} moved or renamed {internal} ({type(error).__name__}: {error}); "
-            f"update ganstyle.lightning_compat.{function} to its new home.",
+            f"update ganstyle.utils.lightning_compat.{function} to its new home.",
             pytrace=False,
         )
 
@@ -158,5 +158,5 @@ def test_no_module_outside_lightning_compat_uses_lightning_private_internals():
         if name in path.read_text()
     ]
     assert not offenders, (
-        "Lightning private internals belong in ganstyle.lightning_compat only:\n" + "\n".join(offenders)
+        "Lightning private internals belong in ganstyle.utils.lightning_compat only:\n" + "\n".join(offenders)
     )

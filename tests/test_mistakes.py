@@ -13,10 +13,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from ganstyle.config import ConfigError, validate_config
-from ganstyle.config_checks import drop_quick_start_random_weights
-from ganstyle.overrides import check_overrides
-from ganstyle.training import user_error_message
+from ganstyle.config import ConfigError
+from ganstyle.run.config_checks import drop_quick_start_random_weights, validate_config
+from ganstyle.run.overrides import check_overrides
+from ganstyle.run.user_errors import user_error_message
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = str(ROOT / "conf")
@@ -258,7 +258,7 @@ def test_own_images_switch_the_quick_starts_random_vgg_off(compose_config, photo
 def test_gatys_on_own_images_without_vgg_weights_stops_naming_the_file(
     compose_config, photo, tmp_path, monkeypatch
 ):
-    from ganstyle.training import train
+    from ganstyle.run.training import train
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     cfg = compose_config(
@@ -271,7 +271,8 @@ def test_gatys_on_own_images_without_vgg_weights_stops_naming_the_file(
 
 
 def test_an_iteration_bounded_run_may_leave_max_epochs_open_but_an_unbounded_one_may_not(compose_config):
-    from ganstyle.config import ConfigError, validate_config
+    from ganstyle.config import ConfigError
+    from ganstyle.run.config_checks import validate_config
 
     validate_config(compose_config("trainer.max_epochs=-1", "trainer.max_steps=10"))
     with pytest.raises(ConfigError, match=r"trainer.max_epochs=-1 is not a run length"):

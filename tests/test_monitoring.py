@@ -15,7 +15,6 @@ from helpers import one_thread  # noqa: F401  (an autouse fixture)
 from journeys.user_data import CYCLEGAN_OWN_DATA_TINY, unpaired_dataset
 from omegaconf import open_dict
 
-from ganstyle.checkpointing import LastAndBestCheckpoint
 from ganstyle.data.content_style import ContentStyleDataModule
 from ganstyle.data.image_folder import ImageFolderDataModule
 from ganstyle.data.paired import PairedDataModule
@@ -26,9 +25,10 @@ from ganstyle.models.dcgan import DCGAN
 from ganstyle.models.fast_style import FastStyleTransfer
 from ganstyle.models.gatys import GatysStyleTransfer
 from ganstyle.models.pix2pix import Pix2Pix
-from ganstyle.monitoring import MonitoredMetricNotLoggedError, plan_monitor
-from ganstyle.sweeps import CheckSearchObjective
-from ganstyle.training import resolve_monitor, train
+from ganstyle.run.checkpointing import LastAndBestCheckpoint
+from ganstyle.run.monitoring import MonitoredMetricNotLoggedError, plan_monitor
+from ganstyle.run.sweeps import CheckSearchObjective
+from ganstyle.run.training import resolve_monitor, train
 
 STYLE_LOSS = {"content_weight": 1.0e5, "style_weight": 4.0e10}
 AUTO = {"metric": "auto", "mode": "max"}
@@ -103,7 +103,7 @@ def test_own_data_without_fid_or_ground_truth_keeps_last_ckpt_only_and_says_why(
     with caplog.at_level(logging.WARNING, logger="ganstyle.metrics.validation"):
         model.configure_validation_metrics({"fid": "auto"})
     assert "FID/KID are off" in caplog.text
-    with caplog.at_level(logging.INFO, logger="ganstyle.training"):
+    with caplog.at_level(logging.INFO, logger="ganstyle.run.training"):
         resolve_monitor(cfg, model, UnpairedDataModule(root=str(root)))
     assert cfg.monitor.metric is None
     assert cfg.callbacks.model_checkpoint.save_top_k == 0
@@ -196,7 +196,7 @@ def test_a_metric_auto_chose_but_never_logged_only_warns_and_keeps_last_ckpt(tmp
         dirpath=tmp_path, monitor="val/fid_B", save_last=True, save_top_k=1, stop_if_monitor_missing=False
     )
     trainer = two_epoch_trainer(checkpoint)
-    with caplog.at_level(logging.WARNING, logger="ganstyle.checkpointing"):
+    with caplog.at_level(logging.WARNING, logger="ganstyle.run.checkpointing"):
         trainer.fit(LogsOneMetric())
     assert "val/fid_B (chosen by monitor.metric=auto) was not logged" in caplog.text
     assert [path.name for path in tmp_path.iterdir()] == ["last.ckpt"]

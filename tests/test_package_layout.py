@@ -127,11 +127,11 @@ def test_top_level_imports_form_no_circle():
 
 
 def test_run_modules_and_fid_weights_do_not_import_each_other_even_inside_functions():
-    # distributed/sweeps share the process rank (ganstyle.ranks); the FID metric and the weights
+    # distributed/sweeps share the process rank (ganstyle.run.ranks); the FID metric and the weights
     # checks share the Inception network (ganstyle.networks.fid_inception).
     modules = package_modules()
     for first, second in (
-        ("ganstyle.distributed", "ganstyle.sweeps"),
+        ("ganstyle.run.distributed", "ganstyle.run.sweeps"),
         ("ganstyle.metrics.fid", "ganstyle.weights"),
     ):
         first_imports = ganstyle_imports(modules[first], modules, top_level_only=False)

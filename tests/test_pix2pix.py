@@ -14,7 +14,7 @@ from ganstyle.data.embedded import render_style
 from ganstyle.data.embedded_paired import EmbeddedPairedDataModule, materialize_embedded_pairs
 from ganstyle.data.images import list_images
 from ganstyle.models.pix2pix import Pix2Pix
-from ganstyle.training import check_model_config, train
+from ganstyle.run.training import check_model_config, train
 
 TINY = (
     "model=pix2pix",

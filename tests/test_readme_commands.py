@@ -28,8 +28,8 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Glob
 
-from ganstyle.config import validate_config
-from ganstyle.training import check_model_config
+from ganstyle.run.config_checks import validate_config
+from ganstyle.run.training import check_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

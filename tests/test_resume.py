@@ -17,8 +17,12 @@ import pytest
 import torch
 
 from ganstyle.config import ConfigError
-from ganstyle.resuming import CheckpointMismatchError, check_resume_compatible, check_reused_run_dir_in_argv
-from ganstyle.training import resolve_ckpt_path, train
+from ganstyle.run.resuming import (
+    CheckpointMismatchError,
+    check_resume_compatible,
+    check_reused_run_dir_in_argv,
+)
+from ganstyle.run.training import resolve_ckpt_path, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = (

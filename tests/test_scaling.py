@@ -24,10 +24,11 @@ from omegaconf import open_dict, read_write
 
 from ganstyle.callbacks import ImageGrids, RunSummary, TranslateTestSet
 from ganstyle.config import ConfigError
-from ganstyle.distributed import build_trainer, find_unused_parameters_for_gans, slurm_tasks_per_node
-from ganstyle.loggers import make_wandb_logger
 from ganstyle.models.cyclegan import CycleGAN
-from ganstyle.training import train
+from ganstyle.run.distributed import build_trainer, slurm_tasks_per_node
+from ganstyle.run.loggers import make_wandb_logger
+from ganstyle.run.training import train
+from ganstyle.utils.ddp import find_unused_parameters_for_gans
 
 TINY = (
     "model.generator.ngf=8",

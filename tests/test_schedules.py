@@ -78,7 +78,7 @@ def test_old_checkpoints_schedule_reads_as_the_same_schedule_today():
 
 
 def test_checkpoint_written_before_total_epochs_existed_resumes_without_a_mismatch(compose_config, tmp_path):
-    from ganstyle.resuming import check_resume_compatible
+    from ganstyle.run.resuming import check_resume_compatible
 
     cfg = compose_config(
         "model.generator.ngf=4",
@@ -94,7 +94,7 @@ def test_checkpoint_written_before_total_epochs_existed_resumes_without_a_mismat
 
 
 def test_resuming_with_a_larger_max_epochs_extends_the_run_instead_of_refusing(compose_config, tmp_path):
-    from ganstyle.resuming import check_resume_compatible
+    from ganstyle.run.resuming import check_resume_compatible
 
     tiny = ("model.generator.ngf=4", "model.generator.netG=resnet_1blocks", "model.discriminator.ndf=4")
     written = hydra.utils.instantiate(compose_config(*tiny, "trainer.max_epochs=2").model, _recursive_=False)

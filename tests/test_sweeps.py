@@ -12,14 +12,14 @@ from helpers import ROOT, TINY_SWEEP_JOB, one_thread, run_train  # noqa: F401  (
 from omegaconf import open_dict, read_write
 
 from ganstyle.config import ConfigError
-from ganstyle.loggers import make_wandb_logger
-from ganstyle.sweeps import (
+from ganstyle.run.loggers import make_wandb_logger
+from ganstyle.run.sweeps import (
     FAILED_FILE,
     ReportFailedJobs,
     failed_jobs,
     report_failures_in_multirun,
 )
-from ganstyle.training import train
+from ganstyle.run.training import train
 
 TINY = TINY_SWEEP_JOB
 

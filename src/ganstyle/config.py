@@ -1,9 +1,10 @@
 """Typed schemas for the config groups and the checks that run before anything is built.
 
 Hydra composes YAML files; the dataclasses here are registered with its ConfigStore so a wrong type
-(`loss.style_weight=abc`) fails at composition with the key's full name. `validate_config` then checks
-ranges and combinations (negative weights, a crop larger than the load size) with one-paragraph
-messages, before any dataset is read or any network is built.
+(`loss.style_weight=abc`) fails at composition with the key's full name. The ``validate_*_config``
+functions then check each group's ranges and combinations (negative weights, a crop larger than the load
+size) with one-paragraph messages, before any dataset is read or any network is built; the checks of a
+whole run's config, across groups, are :func:`ganstyle.run.config_checks.validate_config`.
 """
 
 from __future__ import annotations
@@ -160,52 +161,6 @@ def validate_model_config(model: DictConfig | dict[str, Any]) -> None:
         raise ConfigError(
             f"model.pool_size={pool_size} must be 0 or more: the number of past fakes shown to the "
             "discriminators (the reference uses 50; 0 turns the history off)."
-        )
-
-
-def validate_config(cfg: DictConfig) -> None:
-    """All checks that need only the config; run before anything is instantiated.
-
-    Types first (a string where a number belongs would break the range checks), then values and
-    ranges, then combinations: the trainer and its device, the schedule against the run's length, the
-    data the model trains on, and the crop size its networks accept (see ganstyle.config_checks).
-    """
-    from ganstyle import config_checks as checks  # they import this module's ConfigError
-
-    check_quick_start_matches_model(cfg)
-    checks.check_required_values(cfg)
-    checks.check_named_images_exist(cfg)
-    for key in ("data", "model", "trainer"):
-        checks.check_argument_types(cfg.get(key), key)
-    for key in ("generator", "discriminator"):
-        checks.check_argument_types((cfg.get("model") or {}).get(key), f"model.{key}")
-    if cfg.get("loss") is not None:
-        validate_loss_config(cfg.loss)
-    if cfg.get("model") is not None:
-        validate_model_config(cfg.model)
-    if cfg.get("data") is not None:
-        validate_data_config(cfg.data)
-    checks.check_trainer(cfg)
-    checks.check_schedule(cfg)
-    checks.check_data_fits_model(cfg)
-    checks.check_networks_fit_size(cfg)
-
-
-def check_quick_start_matches_model(cfg: DictConfig) -> None:
-    """``experiment=<name>_quickstart`` holds values for model <name> only (``model=<name>`` picks it)."""
-    from ganstyle.config_checks import choice
-
-    experiment, model = choice(cfg, "experiment"), choice(cfg, "model")
-    if not experiment or not model or not str(experiment).endswith("_quickstart"):
-        return
-    owner = str(experiment).removesuffix("_quickstart")
-    owner = {"wgangp": "dcgan"}.get(owner, owner)  # WGAN-GP is the DCGAN model with loss.gan_mode=wgangp
-    if owner != model:
-        raise ConfigError(
-            f"experiment={experiment} holds the quick-start values of model={owner}, but the "
-            f"configured model is {model}: its keys would land on the wrong networks and data. Run "
-            f"`python train.py model={owner}` (each model picks its own quick start), or "
-            "choose a dataset experiment such as experiment=horse2zebra."
         )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
-from ganstyle.loggers import logs_this_step
+from ganstyle.utils.logging_steps import logs_this_step
 
 log = logging.getLogger(__name__)
 

@@ -227,7 +227,7 @@ class ImageDataModule(L.LightningDataModule):
     def validation_has_targets(self) -> bool | None:
         """Whether validation batches carry ground truth for the output (PSNR/SSIM can be logged).
 
-        Read before training to choose the monitored metric (ganstyle.monitoring): answered from the
+        Read before training to choose the monitored metric (ganstyle.run.monitoring): answered from the
         config and the folder layout, without reading images. None: only ``setup`` could tell.
         """
         return False

@@ -116,7 +116,7 @@ class ContentStyleDataset(AugmentedDataset):
 class ContentStyleDataModule(ImageDataModule):
     """Content photos and style image(s); see the module docstring for layout and batch keys."""
 
-    data_kind = "content_style"  # what a model needs from its data (ganstyle.config_checks)
+    data_kind = "content_style"  # what a model needs from its data (ganstyle.run.config_checks)
 
     def __init__(
         self,

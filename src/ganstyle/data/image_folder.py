@@ -70,7 +70,7 @@ def held_out_indices(count: int, held_out: int) -> list[int]:
 class ImageFolderDataModule(ImageDataModule):
     """Images of one folder for unconditional generation; see the module docstring for validation."""
 
-    data_kind = "image_folder"  # what a model needs from its data (ganstyle.config_checks)
+    data_kind = "image_folder"  # what a model needs from its data (ganstyle.run.config_checks)
 
     def __init__(
         self,

@@ -84,7 +84,7 @@ class PairedDataModule(ImageDataModule):
     deterministic transform; test takes ``test`` (else ``val``), all of it by default.
     """
 
-    data_kind = "paired"  # what a model needs from its data (ganstyle.config_checks)
+    data_kind = "paired"  # what a model needs from its data (ganstyle.run.config_checks)
 
     def __init__(
         self,

@@ -88,7 +88,7 @@ class SingleImageStyleDataModule(L.LightningDataModule):
         iterations_per_epoch: optimiser steps per epoch (validation, grids and checkpoints per epoch).
     """
 
-    data_kind = "single_image_style"  # what a model needs from its data (ganstyle.config_checks)
+    data_kind = "single_image_style"  # what a model needs from its data (ganstyle.run.config_checks)
 
     def __init__(
         self,

@@ -122,7 +122,7 @@ class UnpairedDataModule(ImageDataModule):
     checked once, at ``setup``, before any training step.
     """
 
-    data_kind = "unpaired"  # what a model needs from its data (ganstyle.config_checks)
+    data_kind = "unpaired"  # what a model needs from its data (ganstyle.run.config_checks)
 
     def __init__(
         self,

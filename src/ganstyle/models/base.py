@@ -27,12 +27,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from ganstyle.config import ConfigError, LossConfig, validate_loss_config
-from ganstyle.distributed import find_unused_parameters_for_gans
-from ganstyle.lightning_compat import default_logs_on_epoch
-from ganstyle.loggers import logs_this_step
 from ganstyle.models.validation_metrics import ValidationMetricsMixin
-from ganstyle.performance import fused_optimizer_kwargs, prepare_networks
-from ganstyle.resuming import restore_rng_states, rng_states
+from ganstyle.utils.ddp import find_unused_parameters_for_gans
+from ganstyle.utils.lightning_compat import default_logs_on_epoch
+from ganstyle.utils.logging_steps import logs_this_step
+from ganstyle.utils.performance import fused_optimizer_kwargs, prepare_networks
+from ganstyle.utils.random_states import restore_rng_states, rng_states
 
 # Loss weights every model understands trivially: gp_weight only matters with gan_mode=wgangp.
 _ALWAYS_ALLOWED = ("gan_weight", "gp_weight")

@@ -5,7 +5,7 @@ number. For each job this reads
 
 - its overrides (``.hydra/overrides.yaml``), of which the keys whose values differ between jobs are
   the *swept* keys;
-- how it ended: ``FAILED`` (written by :func:`ganstyle.sweeps.write_failure_report`) means failed,
+- how it ended: ``FAILED`` (written by :func:`ganstyle.run.sweeps.write_failure_report`) means failed,
   with the error's first line; ``job.yaml`` (written by :class:`ganstyle.report.sweep_callback.
   SweepReport` when the job returns) or a ``checkpoints/last.ckpt`` means finished;
 - the value the sweeper optimised and the wall time from ``job.yaml`` (older folders: the monitored
@@ -25,7 +25,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from ganstyle.report.collect import MetricSummary, read_metrics, read_monitor, summarize
-from ganstyle.sweeps import FAILED_FILE
+from ganstyle.run.sweeps import FAILED_FILE
 
 JOB_FILE = "job.yaml"  # per job: number, status, objective, start time, wall time
 SWEEP_MARKERS = ("multirun.yaml", "optimization_results.yaml", "failed_jobs.txt")

@@ -1,4 +1,4 @@
-"""Resuming a run: which checkpoint, whether it fits the configured model, and what it must restore.
+"""Resuming a run: which checkpoint, and whether it fits the configured model.
 
 - :func:`check_resume_compatible` compares a checkpoint with the configured model before fitting, so
   resuming with a different model or config names the differing keys instead of failing inside
@@ -6,27 +6,25 @@
 - :func:`check_run_dir_reuse` refuses to start a fresh run in a folder that already holds a run's
   outputs; :func:`slurm_requeue_checkpoint` lets a requeued SLURM job pick its own run up again, and
   :func:`latest_checkpoint` is what ``ckpt_path=last`` means.
-- :func:`rng_states` / :func:`restore_rng_states` carry Python, NumPy and torch random states in
-  checkpoints, so a resumed run draws the same random numbers (image-pool swaps, dropout) as an
-  uninterrupted one.
+
+The random states a resumed run restores travel in the checkpoint through the model
+(:mod:`ganstyle.utils.random_states`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from ganstyle.checkpointing import listed
 from ganstyle.config import ConfigError
+from ganstyle.run.checkpointing import listed
 from ganstyle.utils.schedulers import with_schedule_length_of_old_checkpoints
 
 log = logging.getLogger(__name__)
@@ -44,33 +42,6 @@ SPEED_KEYS = ("batch_shared_calls",)
 
 class CheckpointMismatchError(ConfigError):
     """``ckpt_path`` names a checkpoint of another model or another configuration."""
-
-
-def rng_states() -> dict[str, Any]:
-    """Python, NumPy and torch (CPU and CUDA) random states, as plain types ``weights_only`` loads."""
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    states: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": [kind, keys.tolist(), int(position), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def restore_rng_states(states: Mapping[str, Any]) -> None:
-    """Undo :func:`rng_states`; parts missing from ``states`` are left as they are."""
-    if "python" in states:
-        version, internal, gauss = states["python"]
-        random.setstate((version, tuple(internal), gauss))
-    if "numpy" in states:
-        kind, keys, position, has_gauss, cached = states["numpy"]
-        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached))
-    if "torch" in states:
-        torch.set_rng_state(states["torch"].cpu())
-    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:

@@ -1,9 +1,10 @@
 """Checks of a whole composed run config, before any dataset is read or any network is built.
 
-:func:`ganstyle.config.validate_config` runs them in this order: argument types (``data.batch_size=two``),
-required values, the trainer (``max_epochs``, the device it asks for), the schedule against the run's
-length, the data the model can train on (``model=pix2pix data=unpaired``), and the image size the
-generator and discriminator accept (``data.crop_size=32`` with ``unet_64``). Each failure is one
+:func:`validate_config` runs them in this order: the quick start against the model, required values and
+named images, argument types (``data.batch_size=two``), each group's own ranges (:mod:`ganstyle.config`),
+the trainer (``max_epochs``, the device it asks for), the schedule against the run's length, the data
+the model can train on (``model=pix2pix data=unpaired``), and the image size the generator and
+discriminator accept (``data.crop_size=32`` with ``unet_64``). Each failure is one
 paragraph: the key, its value, what is allowed, and the override that fixes it.
 """
 
@@ -20,7 +21,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ganstyle.config import ConfigError
+from ganstyle.config import ConfigError, validate_data_config, validate_loss_config, validate_model_config
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,48 @@ DATA_KINDS: dict[str, tuple[str, str]] = {
     "image_folder": ("one folder of images", "data=image_folder data.root=<folder of images>"),
 }
 _SIMPLE_TYPES = (bool, int, float, str, type(None))
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """All checks that need only the config; run before anything is instantiated.
+
+    Types first (a string where a number belongs would break the range checks), then values and
+    ranges, then combinations: the trainer and its device, the schedule against the run's length, the
+    data the model trains on, and the crop size its networks accept.
+    """
+    check_quick_start_matches_model(cfg)
+    check_required_values(cfg)
+    check_named_images_exist(cfg)
+    for key in ("data", "model", "trainer"):
+        check_argument_types(cfg.get(key), key)
+    for key in ("generator", "discriminator"):
+        check_argument_types((cfg.get("model") or {}).get(key), f"model.{key}")
+    if cfg.get("loss") is not None:
+        validate_loss_config(cfg.loss)
+    if cfg.get("model") is not None:
+        validate_model_config(cfg.model)
+    if cfg.get("data") is not None:
+        validate_data_config(cfg.data)
+    check_trainer(cfg)
+    check_schedule(cfg)
+    check_data_fits_model(cfg)
+    check_networks_fit_size(cfg)
+
+
+def check_quick_start_matches_model(cfg: DictConfig) -> None:
+    """``experiment=<name>_quickstart`` holds values for model <name> only (``model=<name>`` picks it)."""
+    experiment, model = choice(cfg, "experiment"), choice(cfg, "model")
+    if not experiment or not model or not str(experiment).endswith("_quickstart"):
+        return
+    owner = str(experiment).removesuffix("_quickstart")
+    owner = {"wgangp": "dcgan"}.get(owner, owner)  # WGAN-GP is the DCGAN model with loss.gan_mode=wgangp
+    if owner != model:
+        raise ConfigError(
+            f"experiment={experiment} holds the quick-start values of model={owner}, but the "
+            f"configured model is {model}: its keys would land on the wrong networks and data. Run "
+            f"`python train.py model={owner}` (each model picks its own quick start), or "
+            "choose a dataset experiment such as experiment=horse2zebra."
+        )
 
 
 def hydra_node(cfg: DictConfig) -> Any:

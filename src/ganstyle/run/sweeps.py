@@ -27,7 +27,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ganstyle.ranks import process_rank
+from ganstyle.run.ranks import process_rank
 
 log = logging.getLogger(__name__)
 
@@ -176,13 +176,13 @@ class ReportFailedJobs(Callback):
 class CheckSearchObjective(Callback):
     """Hydra callback: refuse an optimising search (Optuna) with no metric it can optimise, before
     the first trial, with one paragraph on stderr and exit status 1 (see
-    :func:`ganstyle.monitoring.check_search_metric`). Other sweeps pass untouched."""
+    :func:`ganstyle.run.monitoring.check_search_metric`). Other sweeps pass untouched."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if "direction" not in (config.hydra.get("sweeper") or {}):
             return
-        from ganstyle.monitoring import check_search_metric
-        from ganstyle.training import user_error_message
+        from ganstyle.run.monitoring import check_search_metric
+        from ganstyle.run.user_errors import user_error_message
 
         try:
             check_search_metric(config)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,11 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganstyle.callbacks.signals import EXIT_CODE_SIGTERM
-from ganstyle.config import ConfigError, validate_config
-from ganstyle.config_checks import drop_quick_start_random_weights, nearest_argument_hint
-from ganstyle.distributed import build_trainer
-from ganstyle.monitoring import plan_monitor
-from ganstyle.resuming import (
+from ganstyle.config import ConfigError
+from ganstyle.run.config_checks import drop_quick_start_random_weights, validate_config
+from ganstyle.run.distributed import build_trainer
+from ganstyle.run.monitoring import plan_monitor
+from ganstyle.run.resuming import (
     check_resume_compatible,
     check_run_dir_reuse,
     latest_checkpoint,
@@ -98,55 +97,6 @@ def check_model_config(cfg: DictConfig) -> None:
         model_class.check_loss_config(complete_loss_config(OmegaConf.to_container(cfg.loss, resolve=True)))
 
 
-def user_error_message(error: BaseException) -> str | None:
-    """The one-paragraph message of an error the user can fix (bad config, data, checkpoint, disk,
-    diverged run), also when Hydra's instantiate wrapped it; None for anything else (a bug: keep the
-    traceback)."""
-    from ganstyle.callbacks.nan_guard import NonFiniteLossError
-    from ganstyle.checkpointing import CheckpointWriteError, NonFiniteCheckpointError
-    from ganstyle.data.images import DatasetError
-    from ganstyle.weights import WeightsFileError, WeightsNotFoundError
-
-    explained = (
-        ConfigError,
-        DatasetError,
-        WeightsNotFoundError,
-        WeightsFileError,
-        NonFiniteLossError,
-        NonFiniteCheckpointError,
-        CheckpointWriteError,
-    )
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, explained):
-            return str(seen)
-        seen = seen.__cause__ or seen.__context__
-    return argument_error_message(error)
-
-
-def argument_error_message(error: BaseException) -> str | None:
-    """A ValueError (a class's own argument check) or a TypeError about the arguments themselves
-    (unexpected or missing keyword) raised while Hydra built a config node: its own message, naming
-    the config key and target instead of Hydra's wrapper text."""
-    from hydra.errors import InstantiationException
-
-    if not isinstance(error, InstantiationException):
-        return None
-    while isinstance(error.__cause__, InstantiationException):  # a network built inside a model
-        error = error.__cause__
-    cause = error.__cause__
-    about_arguments = isinstance(cause, TypeError) and re.search(
-        r"unexpected keyword|missing \d+ required", str(cause)
-    )
-    if not (isinstance(cause, ValueError) or about_arguments):
-        return None
-    found = re.search(r"full_key: (\S+)", str(error))
-    target = re.search(r"target '([^']+)'", str(error))
-    what = target.group(1) if target else "an object"
-    where = f"{found.group(1)} ({what})" if found else what
-    return f"{where} could not be built from its config: {str(cause).rstrip('.')}.{nearest_argument_hint(what, str(cause))}"
-
-
 # What a run writes before its first training step: Hydra's config and log, the loggers' folders and
 # the report written on failure. Nothing else in the folder is touched.
 STARTUP_OUTPUTS = (".hydra", "report.html", "csv", "tensorboard", "wandb", "images")
@@ -178,7 +128,7 @@ def discard_unstarted_run(cfg: DictConfig) -> None:
 
 
 def resolve_monitor(cfg: DictConfig, model: Any, datamodule: Any) -> None:
-    """Fix `monitor.metric` before training to a metric this run logs (see ganstyle.monitoring).
+    """Fix `monitor.metric` before training to a metric this run logs (see ganstyle.run.monitoring).
 
     `auto` becomes FID when it runs, else the model's ground-truth metric when the validation data has
     targets, else nothing: then no best checkpoint is kept (save_top_k=0), last.ckpt is still written
@@ -248,7 +198,7 @@ def train(cfg: DictConfig) -> float | None:
     loggers = instantiate_group(cfg.get("logger"))
     # Plugin factories return None when they do not apply (e.g. the SLURM environment off SLURM).
     plugins = [plugin for plugin in instantiate_group(cfg.get("plugins")) if plugin is not None]
-    # Under -m, DDP that re-runs the command line becomes ddp_spawn (see ganstyle.distributed).
+    # Under -m, DDP that re-runs the command line becomes ddp_spawn (see ganstyle.run.distributed).
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins or None)
     try:
         for logger in loggers:

@@ -1,7 +1,7 @@
 """This process's rank, from the environment the launcher set up.
 
-A module of its own because both the DDP setup (:mod:`ganstyle.distributed`) and the multirun failure
-reports (:mod:`ganstyle.sweeps`) need it, and the DDP setup already imports the sweep layer (to ask
+A module of its own because both the DDP setup (:mod:`ganstyle.run.distributed`) and the multirun failure
+reports (:mod:`ganstyle.run.sweeps`) need it, and the DDP setup already imports the sweep layer (to ask
 whether it runs inside a multirun): kept in either of the two, the rank would make them import each other.
 """
 

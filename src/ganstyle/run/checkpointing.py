@@ -10,7 +10,7 @@
   save point, not only when the monitored metric improved.
 - :func:`slurm_environment` enables Lightning's SLURM requeue when running under SLURM.
 
-Resuming (which checkpoint, whether it fits the configured model) lives in ``ganstyle.resuming``.
+Resuming (which checkpoint, whether it fits the configured model) lives in ``ganstyle.run.resuming``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ganstyle.config import ConfigError
-from ganstyle.monitoring import MonitoredMetricNotLoggedError, not_logged_message
+from ganstyle.run.monitoring import MonitoredMetricNotLoggedError, not_logged_message
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +176,8 @@ class LastAndBestCheckpoint(ModelCheckpoint):
     is written anyway; top-k selection is unchanged.
 
     A monitored metric missing after a validation (one that could not be checked before training,
-    see ganstyle.monitoring) writes ``last.ckpt`` first and then stops the run with a
-    :class:`~ganstyle.monitoring.MonitoredMetricNotLoggedError` naming the metrics that are logged,
+    see ganstyle.run.monitoring) writes ``last.ckpt`` first and then stops the run with a
+    :class:`~ganstyle.run.monitoring.MonitoredMetricNotLoggedError` naming the metrics that are logged,
     instead of Lightning's MisconfigurationException. A metric that ``monitor.metric=auto`` chose
     (``stop_if_monitor_missing=False``; e.g. FID, which needs two validation images) only warns: the
     run goes on with ``last.ckpt`` alone, as auto does when nothing can be monitored.

@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ganstyle.lightning_compat import loggers_write_this_step
-
 WANDB_HOST = "api.wandb.ai"
 
 
@@ -55,7 +53,7 @@ def make_wandb_logger(
     """
     from lightning.pytorch.loggers import WandbLogger
 
-    from ganstyle.sweeps import sweep_group_name, wandb_run_name
+    from ganstyle.run.sweeps import sweep_group_name, wandb_run_name
 
     group = group if group is not None else sweep_group_name()
     name = wandb_run_name(name)
@@ -84,11 +82,3 @@ def make_wandb_logger(
         log_model=log_model and resolved == "online",
         **kwargs,
     )
-
-
-def logs_this_step(trainer: Any) -> bool:
-    """Whether a training step's values should be logged: always without loggers (only the
-    progress bar and ``callback_metrics`` read them then), else on the steps the loggers write."""
-    if not trainer.loggers:
-        return True
-    return loggers_write_this_step(trainer)  # Lightning's own test

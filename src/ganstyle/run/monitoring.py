@@ -14,7 +14,7 @@ perceptual distances only for the loss terms that are on. So the choice needs th
 ``monitor.metric=auto`` then picks FID when it runs, else the model's ground-truth metric when the run
 logs it, else nothing: ``last.ckpt`` every epoch and no "best" checkpoint, with one log line saying
 why and how to get one. An explicit metric the run will not log stops the run before training; when
-the metric list cannot be known beforehand, :class:`~ganstyle.checkpointing.LastAndBestCheckpoint`
+the metric list cannot be known beforehand, :class:`~ganstyle.run.checkpointing.LastAndBestCheckpoint`
 stops it at the first validation, after writing ``last.ckpt``, with the same kind of paragraph.
 """
 

@@ -19,7 +19,7 @@ from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
 from ganstyle.config import ConfigError
-from ganstyle.config_checks import DATA_KINDS, choice, target_class
+from ganstyle.run.config_checks import DATA_KINDS, choice, target_class
 
 # The one Hydra flag this check understands; any other (--cfg, --help, -cn, ...) leaves the command
 # to Hydra, since it may not train or may read another config.
