@@ -104,9 +104,8 @@ def test_every_module_imports_on_its_own_in_a_fresh_interpreter():
     )
 
 
-def test_top_level_imports_form_no_circle():
-    modules = package_modules()
-    graph = {name: ganstyle_imports(path, modules, top_level_only=True) for name, path in modules.items()}
+def import_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A circle of imports in ``graph`` (module -> modules it imports), as a path back to its start."""
     finished: set[str] = set()
 
     def circle_from(name: str, trail: list[str]) -> list[str] | None:
@@ -123,7 +122,81 @@ def test_top_level_imports_form_no_circle():
 
     for name in sorted(graph):
         circle = circle_from(name, [])
-        assert circle is None, "top-level imports form a circle: " + " -> ".join(circle)
+        if circle:
+            return circle
+    return None
+
+
+def test_top_level_imports_form_no_circle():
+    modules = package_modules()
+    graph = {name: ganstyle_imports(path, modules, top_level_only=True) for name, path in modules.items()}
+    circle = import_circle(graph)
+    assert circle is None, "top-level imports form a circle: " + " -> ".join(circle)
+
+
+def test_imports_form_no_circle_even_inside_functions():
+    # An import inside a function only postpones a circle: the two modules still need each other, so
+    # neither can be read, tested or moved alone.
+    modules = package_modules()
+    graph = {name: ganstyle_imports(path, modules, top_level_only=False) for name, path in modules.items()}
+    circle = import_circle(graph)
+    assert circle is None, (
+        "imports (counting those inside functions) form a circle; move what both need to the module "
+        "of its concern: " + " -> ".join(circle)
+    )
+
+
+# What the package root holds: the import-time torchvision fix, the typed config schema every layer
+# reads, the pretrained-weights files shared by networks, metrics and commands, and the command line.
+# Running an experiment lives in ganstyle/run/; helpers that models build on live in ganstyle/utils/.
+PACKAGE_ROOT_MODULES = {"__init__", "_torchvision_compat", "cli", "config", "weights"}
+
+
+def test_package_root_holds_no_run_machinery():
+    strays = sorted(path.name for path in PACKAGE.glob("*.py") if path.stem not in PACKAGE_ROOT_MODULES)
+    assert not strays, (
+        "modules at the package root; put run machinery (training, checkpoints, sweeps, loggers, ...) in "
+        "ganstyle/run/ and a helper in the folder of the concern it serves: " + ", ".join(strays)
+    )
+
+
+# The layers below the run layer: the run layer builds them from the config, never the other way.
+LAYERS_BELOW_RUN = ("models", "networks", "losses", "data", "metrics", "utils", "inference")
+
+
+def test_models_and_their_parts_never_import_the_run_layer():
+    modules = package_modules()
+    below = {
+        name: path
+        for name, path in modules.items()
+        if name.split(".")[1:2] and name.split(".")[1] in (*LAYERS_BELOW_RUN, "config", "weights")
+    }
+    offenders = [
+        f"{name} imports {imported}"
+        for name, path in sorted(below.items())
+        for imported in sorted(ganstyle_imports(path, modules, top_level_only=False))
+        if imported == "ganstyle.run" or imported.startswith("ganstyle.run.")
+    ]
+    assert not offenders, (
+        "a model (or a part it is built from) imports the run layer; the run layer depends on models, "
+        "so move the helper to ganstyle/utils/ or the folder of its concern:\n" + "\n".join(offenders)
+    )
+
+
+def test_no_code_of_ours_imports_a_moved_module_by_its_old_name():
+    # The old names stay importable for saved runs and users' scripts; our own code imports the
+    # modules where they live, so the old names can be dropped one day without touching it.
+    from ganstyle import MOVED_MODULES
+
+    root = PACKAGE.parents[1]
+    files = [*PACKAGE.rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "benchmarks").rglob("*.py")]
+    offenders = [
+        f"{path.relative_to(root)} imports {name}"
+        for path in sorted([*files, root / "train.py"])
+        for name in sorted(imported_modules(path))
+        if name in MOVED_MODULES
+    ]
+    assert not offenders, "imports of a moved module by its old name:\n" + "\n".join(offenders)
 
 
 def test_run_modules_and_fid_weights_do_not_import_each_other_even_inside_functions():

@@ -110,7 +110,7 @@ def test_every_documented_train_command_composes_and_passes_the_config_checks(
 ):
     import torch
 
-    from ganstyle import config_checks
+    from ganstyle.run import config_checks
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
