@@ -1,4 +1,4 @@
-"""The validation-loop half of GANModule: FID/KID per domain and the monitored-metric default.
+"""The validation-loop half of ImageModel: FID/KID per domain and the monitored-metric default.
 
 Kept apart from ``base.py`` so the training-side machinery and the evaluation side read separately.
 A model opts in by naming ``distribution_domains`` and implementing ``distribution_samples(batch)``;
