@@ -1,7 +1,7 @@
 """Stop a run whose losses stay NaN or inf, naming the loss term and the last good checkpoint.
 
 The skipping itself happens in the model: every ganstyle model passes its loss terms to
-:meth:`ganstyle.models.base.GANModule.finite_or_skip` before ``backward``/``optimizer.step``, which
+:meth:`ganstyle.models.base.ImageModel.finite_or_skip` before ``backward``/``optimizer.step``, which
 skips the update (the weights keep their last finite values) and counts it. One bad batch (a NaN in
 an input image, an fp16 overflow) then costs one step. This callback logs the count as
 ``train/skipped_steps`` and stops training once ``max_consecutive`` batches in a row were skipped:
@@ -16,6 +16,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from ganstyle.models.base import ImageModel
 from ganstyle.utils.logging_steps import logs_this_step
 
 log = logging.getLogger(__name__)
@@ -47,23 +48,24 @@ class NanGuard(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx
     ) -> None:
-        self._skipped_before = getattr(pl_module, "skipped_steps", 0)
-        if isinstance(getattr(pl_module, "last_nonfinite", None), dict):
-            pl_module.last_nonfinite.clear()  # so that messages describe this batch only
+        if not isinstance(pl_module, ImageModel):  # another LightningModule: nothing to guard
+            return
+        self._skipped_before = pl_module.skipped_steps
+        pl_module.clear_nonfinite_terms()  # so that messages describe this batch only
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx
     ) -> None:
-        skipped = getattr(pl_module, "skipped_steps", None)
-        if skipped is None:  # a LightningModule that is not a GANModule: nothing to guard
+        if not isinstance(pl_module, ImageModel):
             return
+        skipped = pl_module.skipped_steps
         if logs_this_step(trainer):  # a running count: skipping the other steps loses nothing
             pl_module.log("train/skipped_steps", float(skipped), on_step=True, on_epoch=False, batch_size=1)
         if skipped == self._skipped_before:
             self.streak = 0
             return
         self.streak += 1
-        terms = describe_steps(getattr(pl_module, "last_nonfinite", None) or {})
+        terms = describe_steps(pl_module.nonfinite_terms())
         if self.streak == 1:
             log.warning(
                 "Skipped the update of batch %d of epoch %d for a non-finite loss (%s). Training "

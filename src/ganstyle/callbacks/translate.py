@@ -1,7 +1,8 @@
 """At the end of training, translate the whole test set and write the results as image files.
 
 The model says what to translate through ``test_translations(batch)``, which returns
-``{folder name: (images in [-1, 1], source file paths)}``; each output keeps its source file name
+``{folder name: (images in [-1, 1], source file paths)}`` for the folders it declares in
+``test_translation_folders`` (none: the test set is not loaded); each output keeps its source file name
 (as PNG), so results line up with the inputs. Two sources with one stem (``a.jpg`` and ``a.png``) would
 write the same ``a.png``: the later one keeps its extension in the name (``a.png.png``) instead of
 overwriting the earlier result.
@@ -36,7 +37,7 @@ class TranslateTestSet(pl.Callback):
     @torch.no_grad()
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         datamodule = trainer.datamodule
-        if datamodule is None or trainer.fast_dev_run or not hasattr(pl_module, "test_translations"):
+        if datamodule is None or trainer.fast_dev_run or not pl_module.test_translation_folders:
             return
         datamodule.setup("test")
         pl_module.eval()

@@ -2,28 +2,32 @@
 
 A ganstyle checkpoint is a Lightning checkpoint whose ``hyper_parameters`` are plain data (network
 configs with ``_target_``), plus ``ganstyle_model_class``, the model's class path, written by
-``GANModule.on_save_checkpoint``. The model is rebuilt as ``cls(**hyper_parameters)`` and its weights
+``ImageModel.on_save_checkpoint``. The model is rebuilt as ``cls(**hyper_parameters)`` and its weights
 loaded strictly, without Hydra or the run folder. For checkpoints written before the class path was
 stored, it is read from the run's ``.hydra/config.yaml`` next to ``checkpoints/``, or given explicitly.
 
-Models plug in through one method, ``inference_generator(direction=None, **conditioning)``
-(see :class:`ganstyle.models.base.GANModule`); nothing here knows a particular model.
+Models plug in through one method, ``inference_generator(direction=None, *, style_images=None,
+alpha=None, ...)``, and the directions and conditioning they declare (``inference_directions``,
+``inference_conditioning``; see :class:`ganstyle.models.base.ImageModel`); nothing here knows a
+particular model.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
 import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from ganstyle.weights import torch_load_problem
+
+if TYPE_CHECKING:  # Lightning is imported only once a model is loaded (see import_model_class)
+    from ganstyle.models.base import ImageModel
 
 MODEL_CLASS_KEY = "ganstyle_model_class"
 
@@ -133,9 +137,16 @@ def import_model_class(class_path: str) -> type:
         ) from error
     import lightning.pytorch as pl
 
+    from ganstyle.models.base import ImageModel
+
     if not (isinstance(cls, type) and issubclass(cls, pl.LightningModule)):
         raise CheckpointError(
             f"{class_path!r} is not a LightningModule class, so it cannot load a checkpoint."
+        )
+    if not issubclass(cls, ImageModel):
+        raise CheckpointError(
+            f"{class_path!r} is a LightningModule but not a ganstyle model (a subclass of "
+            "ganstyle.models.base.ImageModel), so ganstyle cannot take a generator out of it."
         )
     return cls
 
@@ -172,7 +183,7 @@ def load_model(
     return model.eval()
 
 
-def no_network_message(model: nn.Module, path: Path) -> str | None:
+def no_network_message(model: ImageModel, path: Path) -> str | None:
     """The model's own explanation when it has no generator to apply to images, with the checkpoint's
     run folder result when one is there; None for models that have one."""
     try:
@@ -181,7 +192,7 @@ def no_network_message(model: nn.Module, path: Path) -> str | None:
         result = path.resolve().parent.parent / "stylized.png"
         found = f" This checkpoint's run saved its result as {result}." if result.is_file() else ""
         return f"{path} holds a {type(model).__name__}. {error}{found}"
-    except Exception:  # a model that needs arguments (a direction, style images) has a generator
+    except Exception:  # a model that needs arguments (style images) has a generator
         return None
     return None
 
@@ -212,22 +223,17 @@ def set_dropout(module: nn.Module, active: bool) -> None:
 
 
 def inference_network(
-    model: nn.Module, direction: str | None = None, dropout: bool | None = None, **conditioning: Any
+    model: ImageModel, direction: str | None = None, dropout: bool | None = None, **conditioning: Any
 ) -> tuple[nn.Module, GeneratorInfo]:
     """The model's inference generator in eval mode with frozen weights, and what to know about it.
 
     ``dropout=None`` leaves dropout layers off (deterministic output); pix2pix's paper keeps them on
     at test time as its noise source: pass ``dropout=True`` for that. ``conditioning`` (AdaIN's
-    ``style_images``, ``alpha``) is passed on to models that accept it.
+    ``style_images``, ``alpha``) is passed on when the model lists it in ``inference_conditioning``;
+    a value of None is not passed.
     """
     class_path = f"{type(model).__module__}.{type(model).__qualname__}"
-    method = getattr(model, "inference_generator", None)
-    if method is None:
-        raise CheckpointError(
-            f"{class_path} has no inference_generator(direction) method, so it cannot be applied to images. "
-            "Models subclass ganstyle.models.base.GANModule and implement it."
-        )
-    directions = tuple(getattr(model, "inference_directions", ()))
+    directions = model.inference_directions
     if direction is not None and directions and direction not in directions:
         raise CheckpointError(
             f"{class_path} translates in the directions {', '.join(directions)}; got {direction!r}."
@@ -239,16 +245,14 @@ def inference_network(
         )
     direction = direction or (directions[0] if directions else None)
     given = {name: value for name, value in conditioning.items() if value is not None}
-    accepted = inspect.signature(method).parameters
-    takes_any = any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in accepted.values())
-    unknown = [name for name in given if name not in accepted and not takes_any]
+    unknown = [name for name in given if name not in model.inference_conditioning]
     if unknown:
         raise CheckpointError(
             f"{class_path} takes no {', '.join(unknown)}: style images and alpha condition models that "
             "transfer an arbitrary style (AdaIN); this model's style was learnt in training."
         )
     try:
-        generator = method(direction, **given) if direction is not None else method(**given)
+        generator = model.inference_generator(direction, **given)
     except (NotImplementedError, ValueError) as error:  # e.g. DCGAN, Gatys, AdaIN without a style
         raise CheckpointError(str(error)) from error
     generator.eval().requires_grad_(False)

@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganstyle.config import ConfigError, to_plain
+from ganstyle.config import ConfigError
 from ganstyle.inference.tiling import pad_to_multiple
-from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.models.base import ImageModel, build
 from ganstyle.networks.adain import adaptive_instance_norm, calc_mean_std
 from ganstyle.networks.vgg import VGGFeatures
 
@@ -164,14 +164,18 @@ class AdainStylizer(nn.Module):
         return self.decoder(feature)[..., :height, :width].clamp(-1.0, 1.0)
 
 
-class AdaIN(GANModule):
+class AdaIN(ImageModel):
     """Frozen VGG19 encoder to relu4_1, trained decoder; :meth:`stylize` and :meth:`inference_generator`
     for inference. See the module docstring for the objective and the training schedule."""
 
     data_kinds = ("content_style",)  # content photos and style image(s)
 
     loss_terms = ("content_weight", "style_weight")
+    optimizer_names = ("decoder",)  # the encoder is frozen: only the decoder learns
     visual_rows = (("content", "style", "stylized"),)
+    test_translation_folders = ("stylized",)  # each test content image with its paired style image
+    # The style is given at inference: see inference_generator.
+    inference_conditioning = ("style_images", "alpha", "style_weights", "preserve_color")
     # FID/KID of stylised validation images against style crops of the same size (val/fid_style),
     # when the FID weights are present; see distribution_samples.
     distribution_domains = ("style",)
@@ -187,9 +191,7 @@ class AdaIN(GANModule):
         loss: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        decoder, optimizer, scheduler = to_plain(decoder), to_plain(optimizer), to_plain(scheduler)
-        loss = complete_loss_config(to_plain(loss))
-        self.check_loss_config(loss)
+        loss = self.checked_loss_config(loss)
         if scheduler is not None:
             raise ConfigError(
                 "AdaIN decays its learning rate per iteration (model.lr_decay, as in the paper's code), so an "
@@ -198,7 +200,7 @@ class AdaIN(GANModule):
             )
         if float(lr_decay) < 0:
             raise ConfigError(f"model.lr_decay={lr_decay} must be >= 0 (0: constant learning rate).")
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # as plain data (ImageModel)
 
         net = loss["feature_net"]
         # The frozen encoder (kept out of checkpoints: it comes from the weights file).
@@ -261,15 +263,18 @@ class AdaIN(GANModule):
 
     def inference_generator(
         self,
+        direction: str | None = None,
+        *,
         style_images: Sequence[torch.Tensor] | None = None,
         alpha: float | None = None,
         style_weights: Sequence[float] | None = None,
-        preserve_color: bool = False,
+        preserve_color: bool | None = None,
     ) -> AdainStylizer:
         """The network ``ganstyle stylize``/``export`` apply: content -> stylised with fixed styles.
 
         ``style_images``: a list of (1, 3, h, w) tensors in [-1, 1] (required: AdaIN learns no style);
-        ``alpha`` (default 1), ``style_weights`` and ``preserve_color`` as in :meth:`stylize`.
+        ``alpha`` (default 1), ``style_weights`` and ``preserve_color`` (default off) as in
+        :meth:`stylize`. One decoder, so ``direction`` is None.
         """
         if not style_images:
             raise ValueError(
@@ -282,7 +287,7 @@ class AdaIN(GANModule):
             list(style_images),
             1.0 if alpha is None else alpha,
             style_weights,
-            preserve_color,
+            bool(preserve_color),
         )
 
     # --- training ------------------------------------------------------------------------------
@@ -326,9 +331,6 @@ class AdaIN(GANModule):
 
     def make_optimizers(self):
         return [self.build_optimizer(self.decoder.parameters())]
-
-    def optimizer_names(self) -> tuple[str, ...]:
-        return ("decoder",)
 
     # --- validation ----------------------------------------------------------------------------
     @classmethod

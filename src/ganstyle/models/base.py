@@ -1,15 +1,15 @@
-"""What every ganstyle LightningModule shares: building parts from plain configs, loss-term checks,
-optimisers and per-epoch schedulers, learning-rate logging, and the names that make logging generic.
+"""The contract between a ganstyle model and the framework: :class:`ImageModel`, the base class of
+every model, declares each hook and class attribute that training, callbacks, monitoring and inference
+call, with one signature each, and implements what all models share: plain-data hyperparameters,
+loss-term checks, optimisers and per-epoch schedulers, learning-rate logging, NaN/inf step skipping.
 
-A model subclass declares
-- ``loss_terms``: the weights in the ``loss`` config it uses (others must be 0),
-- ``visual_rows``: rows of image names that ``compute_visuals`` returns, for grids and reports,
-and implements ``compute_visuals(batch)`` plus its training and validation steps.
-
-Models that can be applied to new images also implement ``inference_generator(direction=None)``
-(and list their directions in ``inference_directions``): ``ganstyle.load``, ``ganstyle stylize``
-and ``ganstyle export`` use it. A subclass overriding ``on_save_checkpoint`` calls ``super()`` so
-the checkpoint keeps the model's class path.
+A model subclass declares (class attributes, documented on :class:`ImageModel`)
+- ``data_kinds``, ``loss_terms``, ``optimizer_names``, ``visual_rows``, ``test_translation_folders``,
+  ``inference_directions``, ``inference_conditioning`` (and, for FID/KID and checkpoint selection,
+  ``distribution_domains`` and ``ground_truth_monitor``),
+and implements ``make_optimizers``, ``training_step``, ``validation_step``, ``compute_visuals`` and,
+where they apply, ``validation_metric_names``, ``distribution_samples``, ``test_translations`` and
+``inference_generator``. A subclass overriding ``setup`` or ``on_save_checkpoint`` calls ``super()``.
 
 Hyperparameters are plain data (network configs with ``_target_``, not built networks), so
 ``Model.load_from_checkpoint(path)`` restores a model without the Hydra run that made it.
@@ -56,20 +56,82 @@ def complete_loss_config(loss: dict[str, Any] | None) -> dict[str, Any]:
     return OmegaConf.to_container(merged, resolve=True)
 
 
-class GANModule(ValidationMetricsMixin, pl.LightningModule):
-    """Base class: manual optimisation, plain-data hyperparameters, per-epoch LR schedules."""
+def plain_data(value: Any) -> Any:
+    """``value`` with every OmegaConf node in it resolved to plain dicts and lists (what checkpoints
+    store as hyperparameters); plain values come back equal, of the same types."""
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, dict):
+        return {key: plain_data(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_data(item) for item in value)
+    return value
 
+
+# The train/lr_<name> metric of each optimiser: generator, discriminator and CUT's heads log as G, D
+# and F, the names these curves have in existing logs, reports and dashboards; others use their name.
+LEARNING_RATE_METRIC_NAMES = {"generator": "G", "discriminator": "D", "heads": "F"}
+
+
+class ImageModel(ValidationMetricsMixin, pl.LightningModule):
+    """Base class of every ganstyle model: the hooks the framework calls, declared with one signature.
+
+    Manual optimisation, plain-data hyperparameters, per-epoch learning-rate schedules. The class
+    attributes below describe a model to code that never builds it (config checks, monitoring, the
+    inference commands); the methods under "hooks" are what callbacks and inference call.
+    """
+
+    # --- what a model declares ------------------------------------------------------------------
+    # The ``data_kind`` of the data modules it trains on (unpaired, paired, content_style,
+    # single_image_style, image_folder), checked against ``data=`` before anything is built.
+    data_kinds: tuple[str, ...] = ()
+    # The weights in the ``loss`` config it uses; a non-zero weight outside them is refused (see
+    # check_loss_config), as it would otherwise be silently ignored.
     loss_terms: tuple[str, ...] = ()
+    # One name per optimiser, in the order make_optimizers returns them. The same name is passed to
+    # step_if_finite / finite_or_skip for that optimiser's step, names it in NaN/inf reports and
+    # (see LEARNING_RATE_METRIC_NAMES) in its train/lr_* metric. Roles keep their names across models:
+    # "generator", "discriminator", "heads" (CUT's projection heads).
+    optimizer_names: tuple[str, ...] = ("generator", "discriminator")
+    # Rows of the image names compute_visuals returns, for the image grids and the report.
     visual_rows: tuple[tuple[str, ...], ...] = ()
+    # The folders test_translations fills (translations/<folder>/ after training); empty: the model
+    # writes no test-set translations and the test set is never loaded.
+    test_translation_folders: tuple[str, ...] = ()
+    # The directions inference_generator accepts, the first being the default; empty for a model with
+    # one generator (its direction was fixed at training time), which takes direction=None only.
+    inference_directions: tuple[str, ...] = ()
+    # The keyword arguments of inference_generator this model uses (AdaIN's style images, alpha, ...);
+    # the inference code refuses the others, naming them, instead of ignoring them.
+    inference_conditioning: tuple[str, ...] = ()
+    # Weights a model creates from its data in setup (Gatys' image): absent from a freshly built model,
+    # so resuming does not take their absence for another config.
+    weights_built_from_data: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         super().__init__()
-        # Two optimisers (generators, discriminators) stepped in the order the paper gives.
+        # Each model steps its optimisers itself, in the order its paper gives.
         self.automatic_optimization = False
         # Optimiser steps skipped for a NaN/inf loss (see finite_or_skip); saved in checkpoints.
         self.skipped_steps = 0
-        # {optimizer name: {term: value}} of the non-finite terms of the latest skipped steps.
-        self.last_nonfinite: dict[str, dict[str, float]] = {}
+        # {optimizer name: {term: value}} of the non-finite terms of the latest skipped steps; read
+        # and cleared through nonfinite_terms / clear_nonfinite_terms.
+        self._nonfinite_terms: dict[str, dict[str, float]] = {}
+
+    # --- the shared start of __init__ -----------------------------------------------------------
+    @classmethod
+    def checked_loss_config(cls, loss: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The ``loss`` argument as plain data, completed by the schema (:func:`complete_loss_config`)
+        and checked against this model's terms (:meth:`check_loss_config`): what ``__init__`` uses."""
+        loss = complete_loss_config(plain_data(loss))
+        cls.check_loss_config(loss)
+        return loss
+
+    def _set_hparams(self, hp: Any) -> None:
+        # Lightning's save_hyperparameters() collects the __init__ arguments as given: Hydra passes
+        # DictConfig nodes (`_recursive_=False`), which are stored resolved, as plain data, so a
+        # checkpoint restores without Hydra or the config that made it.
+        super()._set_hparams(plain_data(dict(hp)) if isinstance(hp, Mapping) else hp)
 
     # --- configuration checks -------------------------------------------------------------------
     @classmethod
@@ -103,7 +165,8 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
         return list(optimizers), [{"scheduler": s, "interval": "epoch"} for s in schedulers]
 
     def make_optimizers(self) -> Sequence[torch.optim.Optimizer]:
-        raise NotImplementedError
+        """The optimisers, in the order of ``optimizer_names``; the base adds the schedulers."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement make_optimizers()")
 
     def scheduler_list(self) -> list:
         schedulers = self.lr_schedulers()
@@ -125,6 +188,11 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
         the NanGuard callback logs them and stops the run after a streak. Under DDP all ranks skip
         together (a rank skipping backward alone would hang the gradient all-reduce).
         """
+        if optimizer_name not in self.optimizer_names:
+            raise ValueError(
+                f"{type(self).__name__} steps an optimiser named {optimizer_name!r}, which is not one of "
+                f"its optimizer_names {self.optimizer_names}."
+            )
         finite = bool(torch.isfinite(torch.stack([t.detach().float().sum() for t in terms.values()])).all())
         if self._trainer is not None and self.trainer.world_size > 1:
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
@@ -136,8 +204,16 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
             for name, value in terms.items()
             if not bool(torch.isfinite(value.detach()).all())
         }
-        self.last_nonfinite[optimizer_name] = bad or {"(a term on another rank)": float("nan")}
+        self._nonfinite_terms[optimizer_name] = bad or {"(a term on another rank)": float("nan")}
         return False
+
+    def nonfinite_terms(self) -> dict[str, dict[str, float]]:
+        """``{optimizer name: {term: value}}``: the NaN/inf terms of the steps skipped since the last
+        :meth:`clear_nonfinite_terms` (the NanGuard callback clears them before each batch)."""
+        return {name: dict(terms) for name, terms in self._nonfinite_terms.items()}
+
+    def clear_nonfinite_terms(self) -> None:
+        self._nonfinite_terms.clear()
 
     def step_if_finite(
         self, optimizer, loss: torch.Tensor, terms: Mapping[str, torch.Tensor], optimizer_name: str
@@ -155,7 +231,7 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
         return True
 
     # --- Lightning hooks shared by all models ---------------------------------------------------
-    # Speed switches from the `performance` config (ganstyle.performance); train() sets them.
+    # Speed switches from the `performance` config (ganstyle.utils.performance); train() sets them.
     channels_last: bool = False
     compile_networks: bool = False
     fused_optimizers: bool | str = "auto"
@@ -171,7 +247,7 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
         """Runs on every rank before Lightning moves the model to its device and wraps it in DDP.
 
         DDP must look for unused parameters (each GAN optimiser's backward leaves the other networks
-        without gradients; see ganstyle.distributed), then the speed switches convert the networks.
+        without gradients; see ganstyle.utils.ddp), then the speed switches convert the networks.
         A subclass overriding setup calls ``super().setup(stage)``.
         """
         if self._trainer is not None:
@@ -220,37 +296,63 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
         return default_logs_on_epoch(self)
 
     def on_train_epoch_start(self) -> None:
-        for name, optimizer in zip(self.optimizer_names(), self.optimizer_list()):
-            self.log(f"train/lr_{name}", optimizer.param_groups[0]["lr"], on_step=False, on_epoch=True)
+        for name, optimizer in zip(self.optimizer_names, self.optimizer_list()):
+            metric = f"train/lr_{LEARNING_RATE_METRIC_NAMES.get(name, name)}"
+            self.log(metric, optimizer.param_groups[0]["lr"], on_step=False, on_epoch=True)
 
     def on_train_epoch_end(self) -> None:
         # Manual optimisation: Lightning does not step schedulers, so each epoch ends with one step.
         for scheduler in self.scheduler_list():
             scheduler.step()
 
-    def optimizer_names(self) -> tuple[str, ...]:
-        return ("G", "D")
-
+    # --- hooks the framework calls ----------------------------------------------------------------
+    # validation_metric_names(loss, has_targets) and distribution_samples(batch) are declared on
+    # ValidationMetricsMixin, with the FID/KID machinery they serve.
     @torch.no_grad()
     def compute_visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """``{name: images (N, C, H, W) in [-1, 1]}`` for one batch, every name of ``visual_rows``
+        included: what the image grids (ganstyle.callbacks.ImageGrids) and the report show."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement compute_visuals(batch)")
 
-    # --- inference (ganstyle.inference: stylize, export) ----------------------------------------
-    # Directions inference_generator accepts, the first being the default; empty for models with
-    # one generator (its direction was fixed at training time).
-    inference_directions: tuple[str, ...] = ()
+    def test_translations(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, list[str]]]:
+        """``{folder: (images (N, C, H, W) in [-1, 1], their N source paths)}`` for one test batch, one
+        entry per name of ``test_translation_folders``; written after training by the
+        TranslateTestSet callback. The default, for models with no test-set outputs: none."""
+        return {}
 
-    def inference_generator(self, direction: str | None = None) -> nn.Module:
+    def inference_generator(
+        self,
+        direction: str | None = None,
+        *,
+        style_images: Sequence[torch.Tensor] | None = None,
+        alpha: float | None = None,
+        style_weights: Sequence[float] | None = None,
+        preserve_color: bool | None = None,
+    ) -> nn.Module:
         """The network that stylises new images: ``(N, 3, H, W)`` in [-1, 1] to the same in [-1, 1].
 
-        Its ``size_multiple`` attribute (1 when absent) says what H and W must be multiples of;
-        ``ganstyle.inference`` pads to it and crops back. Models with per-call conditioning (AdaIN's
-        style images) take it as keyword arguments: ``style_images`` (a list of ``(1, 3, H, W)``
-        tensors in [-1, 1]) and ``alpha`` (a float in [0, 1]).
+        ``ganstyle.load``, ``ganstyle stylize`` and ``ganstyle export`` call it through
+        ``ganstyle.inference.loading.inference_network``, which checks the arguments against
+        ``inference_directions`` and ``inference_conditioning`` first.
+
+        Args:
+            direction: one of ``inference_directions``; None: the first (models with one generator
+                take None only).
+            style_images: per-call conditioning of models that transfer a style given at inference
+                (AdaIN): a list of ``(1, 3, h, w)`` tensors in [-1, 1].
+            alpha: content/style trade-off in [0, 1] (None: the model's default, full style).
+            style_weights: one non-negative weight per style image (None: equal weights).
+            preserve_color: keep the content's colours (None: off).
+
+        A keyword a model does not list in ``inference_conditioning`` is None here. The returned
+        module's ``size_multiple`` attribute (1 when absent) says what H and W must be multiples of;
+        ``ganstyle.inference`` pads to it and crops back. A model with no network to apply to images
+        (DCGAN generates from noise, Gatys optimises one image) raises NotImplementedError whose
+        message says what to use instead.
         """
         raise NotImplementedError(
             f"{type(self).__name__} does not implement inference_generator(direction), so it cannot be "
-            "applied to new images; add the method (see ganstyle.models.base.GANModule)."
+            "applied to new images; add the method (see ganstyle.models.base.ImageModel)."
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -265,3 +367,7 @@ class GANModule(ValidationMetricsMixin, pl.LightningModule):
         # Only when a trainer resumes: load_from_checkpoint for inference must not reseed the caller.
         if self._trainer is not None and "rng" in state:
             restore_rng_states(state["rng"])
+
+
+# The earlier name of ImageModel: code and pickles that import it keep working.
+GANModule = ImageModel

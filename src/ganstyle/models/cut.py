@@ -29,11 +29,11 @@ import torch
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from ganstyle.config import CUT_MODES, ConfigError, to_plain
+from ganstyle.config import CUT_MODES, ConfigError
 from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
 from ganstyle.losses.patchnce import PatchNCELoss
 from ganstyle.losses.perceptual import build_perceptual_criterion
-from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.models.base import ImageModel, build, plain_data
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
 from ganstyle.networks.patch_sample import PatchSampleF
 
@@ -66,7 +66,7 @@ def with_mode_schedule_shape(scheduler: dict[str, Any] | None, mode: str) -> dic
     return {**scheduler, "n_epochs": n_epochs, "n_epochs_decay": n_epochs_decay}
 
 
-class CUT(GANModule):
+class CUT(ImageModel):
     # content/style/TV (loss.content_weight, ...) are the optional perceptual terms CycleGAN has too:
     # style compares G(x) with the batch's real B images, content G(x) with x.
     loss_terms = ("gan_weight", "nce_weight", "nce_idt_weight", "content_weight", "style_weight", "tv_weight")
@@ -74,6 +74,9 @@ class CUT(GANModule):
     ground_truth_monitor = ("val/psnr_B", "max")  # with ground truth (the embedded dataset's testA2B)
     visual_rows = (("real_A", "fake_B", "real_B", "idt_B"),)
     data_kinds = ("unpaired", "paired")  # A/B batches; pairs are simply not used as pairs
+    # The reference's optimizer_G, optimizer_D and optimizer_F (the projection heads).
+    optimizer_names = ("generator", "discriminator", "heads")
+    test_translation_folders = ("AtoB",)  # testA translated to B
 
     def __init__(
         self,
@@ -98,21 +101,18 @@ class CUT(GANModule):
             )
         mode = str(mode).lower()
         defaults = MODE_DEFAULTS[mode]
-        generator, discriminator = to_plain(generator), to_plain(discriminator)
-        optimizer, scheduler = to_plain(optimizer), to_plain(scheduler)
-        loss = dict(to_plain(loss) or {})
+        loss = dict(plain_data(loss) or {})
         for key in ("nce_weight", "nce_idt_weight"):  # unset (built from Python): the mode's value
             if loss.get(key) is None:
                 loss[key] = defaults[key]
-        loss = complete_loss_config(loss)
-        self.check_loss_config(loss)
-        scheduler = with_mode_schedule_shape(scheduler, mode)
+        loss = self.checked_loss_config(loss)
+        scheduler = with_mode_schedule_shape(plain_data(scheduler), mode)
         if flip_equivariance is None:
             flip_equivariance = defaults["flip_equivariance"]
         nce_layers = [int(layer) for layer in nce_layers]
         if not isinstance(num_patches, int) or num_patches < 1:
             raise ConfigError(f"model.num_patches={num_patches!r} must be a positive integer (CUT: 256).")
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # as plain data (ImageModel)
 
         self.G = build(generator)
         if not hasattr(self.G, "encode") or not hasattr(self.G, "feature_channels"):
@@ -143,8 +143,16 @@ class CUT(GANModule):
         """Translate A images in [-1, 1] to B; inference only."""
         return self.G(images)
 
-    def inference_generator(self) -> nn.Module:
-        """G (A -> B); see GANModule.inference_generator."""
+    def inference_generator(
+        self,
+        direction: str | None = None,
+        *,
+        style_images: Sequence[torch.Tensor] | None = None,
+        alpha: float | None = None,
+        style_weights: Sequence[float] | None = None,
+        preserve_color: bool | None = None,
+    ) -> nn.Module:
+        """G (A -> B); see ImageModel.inference_generator."""
         return self.G
 
     # --- training ------------------------------------------------------------------------------
@@ -239,9 +247,6 @@ class CUT(GANModule):
             self.build_optimizer(self.D.parameters()),
             self.build_optimizer(self.F.parameters()),
         )
-
-    def optimizer_names(self) -> tuple[str, ...]:
-        return ("G", "D", "F")
 
     # --- validation ----------------------------------------------------------------------------
     @classmethod

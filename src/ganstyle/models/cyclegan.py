@@ -11,6 +11,7 @@ a network judges.) One optimiser steps both generators, one both discriminators,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
@@ -19,16 +20,15 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from ganstyle.config import to_plain
 from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
 from ganstyle.losses.perceptual import build_perceptual_criterion
 from ganstyle.losses.reconstruction import ReconstructionLoss
-from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.models.base import ImageModel, build
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
 from ganstyle.utils.image_pool import ImagePool
 
 
-class CycleGAN(GANModule):
+class CycleGAN(ImageModel):
     data_kinds = ("unpaired", "paired")  # A/B batches; pairs are simply not used as pairs
     # content/style/TV (loss.content_weight, ...) are optional perceptual terms on a frozen VGG:
     # style compares G_AB(A) with real B images (and G_BA(B) with real A), content G_AB(A) with A.
@@ -43,6 +43,7 @@ class CycleGAN(GANModule):
     distribution_domains = ("B", "A")  # val/fid_B scores G_AB(A) against real B; val/fid_A the reverse
     ground_truth_monitor = ("val/psnr_B", "max")  # with ground truth (the embedded dataset's testA2B)
     visual_rows = (("real_A", "fake_B", "rec_A"), ("real_B", "fake_A", "rec_B"))
+    test_translation_folders = ("AtoB", "BtoA")  # testA translated to B, testB to A
     inference_directions = ("AtoB", "BtoA")  # G_AB, G_BA; see inference_generator
 
     def __init__(
@@ -56,11 +57,8 @@ class CycleGAN(GANModule):
         batch_shared_calls: bool = True,
     ) -> None:
         super().__init__()
-        generator, discriminator = to_plain(generator), to_plain(discriminator)
-        optimizer, scheduler = to_plain(optimizer), to_plain(scheduler)
-        loss = complete_loss_config(to_plain(loss))
-        self.check_loss_config(loss)
-        self.save_hyperparameters()
+        loss = self.checked_loss_config(loss)
+        self.save_hyperparameters()  # as plain data (ImageModel)
 
         self.G_AB = build(generator)
         self.G_BA = build(generator)
@@ -92,8 +90,16 @@ class CycleGAN(GANModule):
             raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}.")
         return (self.G_AB if direction == "AtoB" else self.G_BA)(images)
 
-    def inference_generator(self, direction: str | None = None) -> torch.nn.Module:
-        """G_AB for "AtoB" (the default), G_BA for "BtoA"; see GANModule.inference_generator."""
+    def inference_generator(
+        self,
+        direction: str | None = None,
+        *,
+        style_images: Sequence[torch.Tensor] | None = None,
+        alpha: float | None = None,
+        style_weights: Sequence[float] | None = None,
+        preserve_color: bool | None = None,
+    ) -> torch.nn.Module:
+        """G_AB for "AtoB" (the default), G_BA for "BtoA"; see ImageModel.inference_generator."""
         direction = direction or "AtoB"
         if direction not in self.inference_directions:
             raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}.")

@@ -26,13 +26,14 @@ experiments use Gulrajani et al.'s 1e-4, betas (0.0, 0.9).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from ganstyle.config import ConfigError, to_plain
+from ganstyle.config import ConfigError
 from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
-from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.models.base import ImageModel, build, plain_data
 from ganstyle.networks.critic_checks import check_critic_norm
 
 WHITE = 1.0  # the separator between samples in a visual row, in the network's [-1, 1] range
@@ -55,7 +56,7 @@ def tile_rows(images: torch.Tensor, per_row: int, separator: int = 2) -> torch.T
     return torch.stack(rows)
 
 
-class DCGAN(GANModule):
+class DCGAN(ImageModel):
     """DCGAN / WGAN-GP as a LightningModule; see the module docstring for the objectives.
 
     Args:
@@ -92,10 +93,8 @@ class DCGAN(GANModule):
         fixed_noise_seed: int = 0,
     ) -> None:
         super().__init__()
-        generator, discriminator = to_plain(generator), dict(to_plain(discriminator))
-        optimizer, scheduler = to_plain(optimizer), to_plain(scheduler)
-        loss = complete_loss_config(to_plain(loss))
-        self.check_loss_config(loss)
+        generator, discriminator = plain_data(generator), dict(plain_data(discriminator))
+        loss = self.checked_loss_config(loss)
         wgangp = loss["gan_mode"] == "wgangp"
         if discriminator.get("norm") is None:  # unset or null: the paper's choice for the objective
             discriminator["norm"] = "layer" if wgangp else "batch"
@@ -117,7 +116,7 @@ class DCGAN(GANModule):
                 "data.crop_size (the model config does that by default with ${data.crop_size})."
             )
         # Resolved values (norm, n_critic) are what the checkpoint stores, so a reload needs no rules.
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # as plain data (ImageModel)
 
         self.generator = build(generator)
         self.discriminator = build(discriminator)
@@ -245,7 +244,15 @@ class DCGAN(GANModule):
         real = batch["image"]
         return {"samples": (real, self(self.sample_noise(real.shape[0])))}
 
-    def inference_generator(self) -> torch.nn.Module:
+    def inference_generator(
+        self,
+        direction: str | None = None,
+        *,
+        style_images: Sequence[torch.Tensor] | None = None,
+        alpha: float | None = None,
+        style_weights: Sequence[float] | None = None,
+        preserve_color: bool | None = None,
+    ) -> torch.nn.Module:
         raise NotImplementedError(
             "DCGAN generates new images from noise; it does not translate an input image, so `ganstyle "
             "stylize` and `ganstyle export` do not apply. Load the checkpoint with "

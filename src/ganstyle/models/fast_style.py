@@ -37,12 +37,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganstyle.config import ConfigError, to_plain
+from ganstyle.config import ConfigError
 from ganstyle.inference.tiling import pad_to_multiple
 from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
 from ganstyle.losses.perceptual import build_perceptual_criterion
 from ganstyle.losses.style_targets import StyleTargets, style_images_from
-from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.models.base import ImageModel, build
 
 
 class ClampedOutput(nn.Module):
@@ -57,7 +57,7 @@ class ClampedOutput(nn.Module):
         return self.generator(images).clamp(-1.0, 1.0)
 
 
-class FastStyleTransfer(GANModule):
+class FastStyleTransfer(ImageModel):
     """TransformerNet trained with VGG16 perceptual losses and, when ``loss.gan_weight > 0``, a PatchGAN
     critic on style crops; see the module docstring for the objective and the weights' scale."""
 
@@ -65,6 +65,7 @@ class FastStyleTransfer(GANModule):
 
     loss_terms = ("content_weight", "style_weight", "tv_weight", "gan_weight")
     visual_rows = (("content", "stylized", "style"),)
+    test_translation_folders = ("stylized",)  # every test content image stylised
     # FID/KID of stylised validation images against style crops of the same size (val/fid_style),
     # when the FID weights are present; see distribution_samples.
     distribution_domains = ("style",)
@@ -81,11 +82,7 @@ class FastStyleTransfer(GANModule):
         loss: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        generator, discriminator = to_plain(generator), to_plain(discriminator)
-        optimizer, discriminator_optimizer = to_plain(optimizer), to_plain(discriminator_optimizer)
-        scheduler = to_plain(scheduler)
-        loss = complete_loss_config(to_plain(loss))
-        self.check_loss_config(loss)
+        loss = self.checked_loss_config(loss)
         uses_critic = loss["gan_weight"] > 0
         if uses_critic and (discriminator is None or discriminator_optimizer is None):
             raise ConfigError(
@@ -93,7 +90,7 @@ class FastStyleTransfer(GANModule):
                 "or model.discriminator_optimizer is null. Give both (conf/model/fast_style.yaml has them), "
                 "or set loss.gan_weight=0 for the paper's perceptual-loss-only training."
             )
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # as plain data (ImageModel)
 
         self.generator = build(generator)
         self.criterion = build_perceptual_criterion(loss)  # VGG16 (loss.feature_net), frozen
@@ -119,8 +116,16 @@ class FastStyleTransfer(GANModule):
         padded, (height, width) = pad_to_multiple(images, self.generator.size_multiple)
         return self.generator(padded)[..., :height, :width].clamp(-1.0, 1.0)
 
-    def inference_generator(self) -> nn.Module:
-        """The trained TransformerNet with its output clamped to [-1, 1] (see GANModule.inference_generator)."""
+    def inference_generator(
+        self,
+        direction: str | None = None,
+        *,
+        style_images: Sequence[torch.Tensor] | None = None,
+        alpha: float | None = None,
+        style_weights: Sequence[float] | None = None,
+        preserve_color: bool | None = None,
+    ) -> nn.Module:
+        """The trained TransformerNet with its output clamped to [-1, 1] (see ImageModel.inference_generator)."""
         return ClampedOutput(self.generator)
 
     def setup(self, stage: str) -> None:

@@ -36,6 +36,7 @@ Outputs: ``<run>/stylized.png`` and ``<run>/images/progress.png`` (snapshots lef
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +44,11 @@ import torch
 from torch import nn
 from torchvision.utils import make_grid, save_image
 
-from ganstyle.config import ConfigError, to_plain
+from ganstyle.config import ConfigError
 from ganstyle.data.single_image import fit_to_size
 from ganstyle.losses.perceptual import build_perceptual_criterion
 from ganstyle.losses.style_targets import StyleTargets, style_images_from
-from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.models.base import ImageModel, build
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +86,16 @@ def luminance_image(luma: torch.Tensor) -> torch.Tensor:
     return (luma * 2.0 - 1.0).expand(-1, 3, -1, -1)
 
 
-class GatysStyleTransfer(GANModule):
+class GatysStyleTransfer(ImageModel):
     """The output image as the only parameter, optimised against VGG19 content and style targets; see
     the module docstring for the objective, the iteration count and colour preservation."""
 
     data_kinds = ("single_image_style",)  # one content image and its style image(s)
 
     loss_terms = ("content_weight", "style_weight", "tv_weight")
+    optimizer_names = ("image",)  # the image is the only parameter
     visual_rows = (("content", "style", "stylized"),)
+    test_translation_folders = ("stylized",)  # the one result, under the content image's name
     # One image: no distribution to score with FID; monitor.metric=auto picks the objective.
     ground_truth_monitor = ("val/loss_perceptual", "min")
     # Sized by the content image in setup: absent from a freshly built model (see resuming).
@@ -110,9 +113,7 @@ class GatysStyleTransfer(GANModule):
         loss: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        optimizers, scheduler = to_plain(optimizers), to_plain(scheduler)
-        loss = complete_loss_config(to_plain(loss))
-        self.check_loss_config(loss)
+        loss = self.checked_loss_config(loss)
         if optimizer not in (optimizers or {}):
             raise ConfigError(
                 f"model.optimizer={optimizer!r} is not one of the configured optimizers "
@@ -125,7 +126,7 @@ class GatysStyleTransfer(GANModule):
             raise ConfigError(
                 f"model.progress_every={progress_every!r} must be a positive number of iterations."
             )
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # as plain data (ImageModel)
 
         self.criterion = build_perceptual_criterion(loss)  # VGG19, frozen: only the image is optimised
         self.style_targets = StyleTargets()
@@ -201,7 +202,15 @@ class GatysStyleTransfer(GANModule):
         """The current result (no input: the image is the model); see :meth:`stylized_image`."""
         return self.stylized_image()
 
-    def inference_generator(self) -> nn.Module:
+    def inference_generator(
+        self,
+        direction: str | None = None,
+        *,
+        style_images: Sequence[torch.Tensor] | None = None,
+        alpha: float | None = None,
+        style_weights: Sequence[float] | None = None,
+        preserve_color: bool | None = None,
+    ) -> nn.Module:
         raise NotImplementedError(
             "GatysStyleTransfer has no network to apply to new images: it optimises one image per run. "
             "Its result is the run's stylized.png (or `GatysStyleTransfer.load_from_checkpoint(path)"
@@ -267,9 +276,6 @@ class GatysStyleTransfer(GANModule):
 
     def make_optimizers(self):
         return [build(self.hparams.optimizers[self.hparams.optimizer])([self.image])]
-
-    def optimizer_names(self) -> tuple[str, ...]:
-        return ("image",)
 
     # --- validation, outputs -------------------------------------------------------------------
     @classmethod

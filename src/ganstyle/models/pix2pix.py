@@ -29,17 +29,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from ganstyle.config import ConfigError, to_plain
+from ganstyle.config import ConfigError
 from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
 from ganstyle.losses.reconstruction import ReconstructionLoss
-from ganstyle.models.base import GANModule, build, complete_loss_config
+from ganstyle.models.base import ImageModel, build, plain_data
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
 from ganstyle.networks.critic_checks import check_critic_norm
 
@@ -72,7 +72,7 @@ def training_behaviour(network: nn.Module, dropout: bool, batch_statistics: bool
                 module.track_running_stats = track_running_stats
 
 
-class Pix2Pix(GANModule):
+class Pix2Pix(ImageModel):
     """pix2pix as a LightningModule; see the module docstring for the objective and inference.
 
     Args:
@@ -85,6 +85,8 @@ class Pix2Pix(GANModule):
     """
 
     data_kinds = ("paired",)  # its L1 term compares each output with the corresponding target
+    # Every test input translated, whichever way data.direction points.
+    test_translation_folders = ("AtoB",)
 
     loss_terms = ("gan_weight", "l1_weight")
     visual_rows = (("real_A", "fake_B", "real_B"),)
@@ -104,13 +106,11 @@ class Pix2Pix(GANModule):
         batch_statistics_at_inference: bool = True,
     ) -> None:
         super().__init__()
-        generator, discriminator = to_plain(generator), to_plain(discriminator)
-        optimizer, scheduler = to_plain(optimizer), to_plain(scheduler)
-        loss = complete_loss_config(to_plain(loss))
-        self.check_loss_config(loss)
+        generator, discriminator = plain_data(generator), plain_data(discriminator)
+        loss = self.checked_loss_config(loss)
         check_pair_channels(generator, discriminator)
         check_critic_norm(type(self).__name__, discriminator, loss["gan_mode"])
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # as plain data (ImageModel)
 
         self.generator = build(generator)
         self.discriminator = build(discriminator)
@@ -228,7 +228,15 @@ class Pix2Pix(GANModule):
         """For FID/KID: ``{"B": (real targets, translated inputs)}`` in [-1, 1], as ``forward`` makes them."""
         return {"B": (batch["B"], self(batch["A"]))}
 
-    def inference_generator(self) -> nn.Module:
+    def inference_generator(
+        self,
+        direction: str | None = None,
+        *,
+        style_images: Sequence[torch.Tensor] | None = None,
+        alpha: float | None = None,
+        style_weights: Sequence[float] | None = None,
+        preserve_color: bool | None = None,
+    ) -> nn.Module:
         """The U-Net (``size_multiple`` = 2 ** num_downs) for ``ganstyle stylize`` / ``export``.
 
         Those tools put it in eval mode and make the dropout choice themselves (their ``dropout``

@@ -1,4 +1,4 @@
-"""The validation-loop half of GANModule: FID/KID per domain and the monitored-metric default.
+"""The validation-loop half of ImageModel: FID/KID per domain and the monitored-metric default.
 
 Kept apart from ``base.py`` so the training-side machinery and the evaluation side read separately.
 A model opts in by naming ``distribution_domains`` and implementing ``distribution_samples(batch)``;
@@ -40,7 +40,7 @@ class ValidationMetricsMixin:
         """The ``val/`` names ``validation_step`` logs (FID/KID aside) with this loss config, given
         whether the validation batches carry ground truth (None: unknown). None: the model cannot say,
         so a named ``monitor.metric`` is checked at the first validation instead of before training
-        (see ganstyle.monitoring)."""
+        (see ganstyle.run.monitoring)."""
         return None
 
     def log_translation_against_target(

@@ -126,6 +126,12 @@ def target_class(node: Any) -> Any:
         return None
 
 
+def model_data_kinds(node: Any) -> tuple[str, ...]:
+    """The ``data_kinds`` a ``model`` config node's class declares; () when it cannot be imported."""
+    model_class = target_class(node)
+    return tuple(model_class.data_kinds) if model_class is not None else ()
+
+
 # --- argument types ------------------------------------------------------------------------------
 def declared_types(target: Any) -> dict[str, tuple[type, ...]]:
     """Argument name -> the plain types its annotation allows, for arguments of simple types only."""
@@ -332,7 +338,7 @@ def check_schedule(cfg: DictConfig) -> None:
 def check_data_fits_model(cfg: DictConfig) -> None:
     """The data module gives the batches the model trains on."""
     model_class, data_class = target_class(cfg.get("model")), target_class(cfg.get("data"))
-    needs, gives = getattr(model_class, "data_kinds", None), getattr(data_class, "data_kind", None)
+    needs, gives = model_data_kinds(cfg.get("model")), getattr(data_class, "data_kind", None)
     if not needs or not gives or gives in needs:
         return
     model_name = choice(cfg, "model") or model_class.__name__
@@ -362,7 +368,7 @@ def check_networks_fit_size(cfg: DictConfig) -> None:
         return
     # Image-to-image models build their networks from these configs as they are; DCGAN completes
     # its configs first (norm by loss, size by data), so its nodes alone would not build.
-    kinds = set(getattr(target_class(model), "data_kinds", ()))
+    kinds = set(model_data_kinds(model))
     if not kinds or not kinds <= {"unpaired", "paired", "content_style"}:
         return
     size = training_size(data)

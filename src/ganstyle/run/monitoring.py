@@ -51,12 +51,11 @@ def planned_validation_metrics(
     model_class: type, loss: dict[str, Any], has_targets: bool | None, fid_on: bool, kid_on: bool
 ) -> frozenset[str] | None:
     """Every ``val/`` metric the run will log, or None when the model cannot say beforehand."""
-    declared = getattr(model_class, "validation_metric_names", None)
-    names = declared(loss, has_targets) if declared is not None else None
+    names = model_class.validation_metric_names(loss, has_targets)
     if names is None:
         return None
     if fid_on:
-        for domain in getattr(model_class, "distribution_domains", ()):
+        for domain in model_class.distribution_domains:
             names = names | {f"val/fid_{domain}", f"val/fid_{domain}_best"}
             if kid_on:
                 names = names | {f"val/kid_{domain}", f"val/kid_{domain}_best", f"val/kid_std_{domain}"}
@@ -67,10 +66,10 @@ def choose_monitor(
     model_class: type, logged: frozenset[str] | None, fid_on: bool, has_targets: bool | None, fid_off_why: str
 ) -> MonitorChoice:
     """``monitor.metric=auto``: FID when it runs, else the ground-truth metric when logged, else none."""
-    domains = getattr(model_class, "distribution_domains", ())
+    domains = model_class.distribution_domains
     if fid_on and domains:
         return MonitorChoice(f"val/fid_{domains[0]}", "min", "FID runs")
-    ground_truth = getattr(model_class, "ground_truth_monitor", None)
+    ground_truth = model_class.ground_truth_monitor
     if ground_truth is not None and logged is not None and ground_truth[0] in logged:
         return MonitorChoice(ground_truth[0], ground_truth[1], fid_off_why)
     return MonitorChoice(None, "min", no_best_reason(model_class, logged, fid_off_why, has_targets))
@@ -81,8 +80,8 @@ def no_best_reason(
 ) -> str:
     """One log line: why this run keeps no best checkpoint, and how to get one."""
     name = model_class.__name__
-    causes = [fid_off_why] if getattr(model_class, "distribution_domains", ()) else []
-    ground_truth = getattr(model_class, "ground_truth_monitor", None)
+    causes = [fid_off_why] if model_class.distribution_domains else []
+    ground_truth = model_class.ground_truth_monitor
     if logged is None:
         causes.append(f"{name} does not declare its validation metrics (validation_metric_names)")
     elif ground_truth is not None and has_targets is False:
@@ -90,7 +89,7 @@ def no_best_reason(
     elif ground_truth is None:
         causes.append(f"{name} has no ground-truth metric")
     fixes = []
-    if getattr(model_class, "distribution_domains", ()):
+    if model_class.distribution_domains:
         fixes.append(
             f"put the FID Inception weights ({FID_WEIGHTS_FILE}) in the torch hub cache "
             "(`ganstyle fetch-weights --kinds fid_inception`) or pass metrics.fid_weights_path=..."
@@ -192,7 +191,7 @@ def check_search_metric(cfg: Any) -> None:
     loss = complete_loss_config(OmegaConf.to_container(cfg.loss, resolve=True)) if cfg.get("loss") else {}
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     metrics_cfg = OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else None
-    fid_on = bool(getattr(model_class, "distribution_domains", ())) and fid_enabled(metrics_cfg)
+    fid_on = bool(model_class.distribution_domains) and fid_enabled(metrics_cfg)
     kid_on = bool((metrics_cfg or {}).get("kid", True))
     logged = planned_validation_metrics(model_class, loss, validation_has_targets(datamodule), fid_on, kid_on)
     if logged is not None and str(metric).startswith("val/") and metric not in logged:

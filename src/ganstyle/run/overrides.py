@@ -19,7 +19,7 @@ from hydra.errors import MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 
 from ganstyle.config import ConfigError
-from ganstyle.run.config_checks import DATA_KINDS, choice, target_class
+from ganstyle.run.config_checks import DATA_KINDS, choice, model_data_kinds
 
 # The one Hydra flag this check understands; any other (--cfg, --help, -cn, ...) leaves the command
 # to Hydra, since it may not train or may read another config.
@@ -89,7 +89,7 @@ def nearest_keys(key: str, config: DictConfig, group_names: Sequence[str]) -> li
 
 def data_option_hint(config: DictConfig, name: str) -> str:
     """For a path key the chosen data config lacks: the data options of this model that take it."""
-    kinds = getattr(target_class(config.get("model")), "data_kinds", ()) or ()
+    kinds = model_data_kinds(config.get("model"))
     options = [DATA_KINDS[kind][1] for kind in kinds if f"data.{name}=" in DATA_KINDS[kind][1]]
     data_option, model = choice(config, "data") or "this data config", choice(config, "model")
     if not options:

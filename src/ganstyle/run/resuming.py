@@ -157,7 +157,7 @@ def check_resume_compatible(
     e.g. a longer schedule when extending a finished run.
     """
     checkpoint = load_checkpoint_for_check(ckpt_path)
-    written_by = checkpoint.get("ganstyle_model_class")  # set by GANModule.on_save_checkpoint
+    written_by = checkpoint.get("ganstyle_model_class")  # set by ImageModel.on_save_checkpoint
     configured = model_class_path(model)
     if written_by and written_by != configured:
         raise CheckpointMismatchError(
@@ -170,7 +170,7 @@ def check_resume_compatible(
     if "scheduler" in saved_hparams:  # older checkpoints' linear schedule, in today's keys
         saved_hparams["scheduler"] = with_schedule_length_of_old_checkpoints(saved_hparams["scheduler"])
     saved = _flatten(saved_hparams)
-    current = _flatten(dict(getattr(model, "hparams", {})))
+    current = _flatten(dict(model.hparams))
     for key in RUN_LENGTH_KEYS:
         if key in saved and key in current and saved[key] != current[key]:
             log.info(
@@ -196,7 +196,7 @@ def check_resume_compatible(
     saved_shapes = {k: tuple(v.shape) for k, v in checkpoint["state_dict"].items() if hasattr(v, "shape")}
     model_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     # Weights a model builds from its data in setup (Gatys' image) do not exist before fitting.
-    built_from_data = set(getattr(model, "weights_built_from_data", ()))
+    built_from_data = set(model.weights_built_from_data)
     mismatched = [
         f"{key}: checkpoint {saved_shapes.get(key, 'absent')}, model {model_shapes.get(key, 'absent')}"
         for key in sorted(set(saved_shapes) | set(model_shapes))

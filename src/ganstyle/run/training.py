@@ -91,10 +91,8 @@ def close_loggers(loggers: list[Any]) -> None:
 def check_model_config(cfg: DictConfig) -> None:
     """Model-level checks that need no network: e.g. a loss weight for a term the model lacks."""
     model_class = hydra.utils.get_class(cfg.model._target_)
-    if hasattr(model_class, "check_loss_config") and cfg.get("loss") is not None:
-        from ganstyle.models.base import complete_loss_config
-
-        model_class.check_loss_config(complete_loss_config(OmegaConf.to_container(cfg.loss, resolve=True)))
+    if cfg.get("loss") is not None:
+        model_class.checked_loss_config(cfg.loss)
 
 
 # What a run writes before its first training step: Hydra's config and log, the loggers' folders and
@@ -136,7 +134,7 @@ def resolve_monitor(cfg: DictConfig, model: Any, datamodule: Any) -> None:
     """
     if cfg.get("monitor") is None:
         return
-    fid_on = getattr(model, "fid_metrics", lambda: None)() is not None
+    fid_on = model.fid_metrics() is not None
     metrics_cfg = OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else None
     loss = dict(model.hparams.get("loss") or {})
     monitor_cfg = OmegaConf.to_container(cfg.monitor, resolve=True)
@@ -184,14 +182,14 @@ def train(cfg: DictConfig) -> float | None:
     # Networks, optimisers and schedulers stay plain configs here: the model builds them and saves
     # the configs (not the built objects) as hyperparameters.
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model, _recursive_=False)
-    if cfg.get("performance") is not None:  # channels_last / torch.compile, applied in GANModule.setup
+    if cfg.get("performance") is not None:  # channels_last / torch.compile, applied in ImageModel.setup
         model.set_performance_options(**cfg.performance)
     if ckpt_path:  # another model or config in the checkpoint: name the differences before fitting
         check_resume_compatible(ckpt_path, model, cfg.get("resume_allow_changed") or ())
-    if hasattr(model, "configure_validation_metrics"):  # FID/KID: a missing required file fails here
-        model.configure_validation_metrics(
-            OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else None
-        )
+    # FID/KID: a missing required file fails here
+    model.configure_validation_metrics(
+        OmegaConf.to_container(cfg.metrics, resolve=True) if cfg.get("metrics") else None
+    )
     resolve_monitor(cfg, model, datamodule)
     tag_random_weights(cfg)
     callbacks = instantiate_group(cfg.get("callbacks"))

@@ -3,7 +3,7 @@
 A GAN step trains one set of networks while another set only takes part in the forward pass (the
 discriminators during the generator step, with ``requires_grad`` off under ``toggled_optimizer``).
 DistributedDataParallel then waits for gradients that never come unless it looks for unused
-parameters, so every DDP run of a :class:`~ganstyle.models.base.GANModule` switches that on
+parameters, so every DDP run of a :class:`~ganstyle.models.base.ImageModel` switches that on
 (:func:`find_unused_parameters_for_gans`): ``trainer.strategy=ddp`` just works.
 """
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def find_unused_parameters_for_gans(strategy: Any) -> None:
     """Make a DDP strategy tolerate parameters that a backward pass leaves without gradients.
 
-    Called from ``GANModule.setup``, which Lightning runs before it wraps the module in
+    Called from ``ImageModel.setup``, which Lightning runs before it wraps the module in
     DistributedDataParallel. Without this the discriminator step fails with "parameters that were not
     used in producing the loss" (the generators are not in the discriminator loss's graph), and the
     generators would step on their own rank's gradients. With it, DDP marks the untouched network's

@@ -2,7 +2,7 @@
 optimisers.
 
 Set from the ``performance`` block of conf/train.yaml (``performance.channels_last=true``,
-``performance.compile=true``) and applied by ``GANModule.setup`` before Lightning moves the model to its
+``performance.compile=true``) and applied by ``ImageModel.setup`` before Lightning moves the model to its
 device and wraps it for DDP. Both are off by default because on the 2-core CPU this project is tested
 on both were slower: channels_last convolutions ran slower than NCHW, and ``torch.compile`` cost
 50-80 s of compilation for 0.8-0.9x the eager speed. On GPUs with tensor cores, channels_last with

@@ -1,0 +1,163 @@
+"""Every model keeps the contract its base class declares: the hooks the framework calls have one
+signature, the class attributes that describe a model are declared, and the framework reads models
+through that contract instead of probing them."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+from types import SimpleNamespace
+
+import hydra
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from ganstyle.callbacks.translate import TranslateTestSet
+from ganstyle.inference.loading import CheckpointError, inference_network
+from ganstyle.models.base import LEARNING_RATE_METRIC_NAMES, GANModule, ImageModel
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "ganstyle"
+MODEL_CONFIGS = sorted(path.stem for path in (ROOT / "conf" / "model").glob("*.yaml"))
+# The optimiser of each role has one name in every model; AdaIN's decoder and Gatys' image are
+# what those models optimise and have no counterpart elsewhere.
+OPTIMIZER_NAMES = {"generator", "discriminator", "heads", "decoder", "image"}
+
+
+def model_class(config_name: str) -> type:
+    target = OmegaConf.load(ROOT / "conf" / "model" / f"{config_name}.yaml")["_target_"]
+    return hydra.utils.get_class(target)
+
+
+MODEL_CLASSES = [model_class(name) for name in MODEL_CONFIGS]
+IDS = [cls.__name__ for cls in MODEL_CLASSES]
+
+
+def test_every_model_config_builds_an_image_model_and_the_old_base_name_still_imports():
+    assert MODEL_CLASSES and all(issubclass(cls, ImageModel) for cls in MODEL_CLASSES)
+    assert GANModule is ImageModel
+
+
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=IDS)
+def test_inference_generator_has_the_one_signature_of_the_base(cls):
+    def parameters(function):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+    assert parameters(cls.inference_generator) == parameters(ImageModel.inference_generator)
+    keywords = {p.name for p in inspect.signature(ImageModel.inference_generator).parameters.values()}
+    assert set(cls.inference_conditioning) <= keywords - {"self", "direction"}
+
+
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=IDS)
+def test_every_model_declares_what_describes_it(cls):
+    assert cls.data_kinds and all(isinstance(kind, str) for kind in cls.data_kinds)
+    assert cls.loss_terms and all(term.endswith("_weight") for term in cls.loss_terms)
+    assert cls.visual_rows and all(row and all(isinstance(n, str) for n in row) for row in cls.visual_rows)
+    assert set(cls.optimizer_names) <= OPTIMIZER_NAMES
+    assert len(set(cls.optimizer_names)) == len(cls.optimizer_names)
+    # test_translations is overridden exactly when the model names the folders it fills
+    overrides_translations = cls.test_translations is not ImageModel.test_translations
+    assert overrides_translations == bool(cls.test_translation_folders)
+    for hook in ("compute_visuals", "inference_generator", "make_optimizers"):
+        assert getattr(cls, hook) is not getattr(ImageModel, hook), f"{cls.__name__} lacks {hook}"
+    if cls.distribution_domains:
+        assert cls.distribution_samples is not ImageModel.distribution_samples
+
+
+def test_the_learning_rate_curves_keep_their_names():
+    # train/lr_G, train/lr_D and train/lr_F are read by reports, dashboards and tests of existing runs
+    assert LEARNING_RATE_METRIC_NAMES == {"generator": "G", "discriminator": "D", "heads": "F"}
+
+
+@pytest.mark.parametrize("config_name", MODEL_CONFIGS)
+def test_a_built_model_keeps_plain_hyperparameters_one_optimiser_per_name_and_the_inference_contract(
+    compose_config, config_name
+):
+    cfg = compose_config(f"model={config_name}")
+    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+
+    # Plain data that rebuilds the same model: what ganstyle.load and load_from_checkpoint do.
+    assert "DictConfig" not in repr(dict(model.hparams)) and "ListConfig" not in repr(dict(model.hparams))
+    assert dict(type(model)(**dict(model.hparams)).hparams) == dict(model.hparams)
+
+    if model.weights_built_from_data:  # Gatys' image (its optimiser's only parameter) comes in setup
+        assert model.optimizer_names == ("image",)
+    else:
+        assert len(model.make_optimizers()) == len(model.optimizer_names)
+
+    conditioning = (
+        {"style_images": [torch.rand(1, 3, 16, 16) * 2 - 1]} if model.inference_conditioning else {}
+    )
+    for direction in model.inference_directions or (None,):
+        try:
+            generator = model.inference_generator(direction, **conditioning)
+        except NotImplementedError as error:  # no network to apply to images: the reason, not a trace
+            assert type(model).__name__ in str(error) or "stylize" in str(error)
+            continue
+        assert isinstance(generator, torch.nn.Module)
+        assert int(getattr(generator, "size_multiple", 1)) >= 1
+
+
+def test_finite_or_skip_refuses_an_optimiser_name_the_model_does_not_declare(compose_config):
+    model = hydra.utils.instantiate(compose_config("model=dcgan").model, _recursive_=False)
+    with pytest.raises(ValueError, match="'G'.*optimizer_names"):
+        model.finite_or_skip({"loss_G": torch.tensor(float("nan"))}, "G")
+    assert model.finite_or_skip({"loss_G": torch.tensor(1.0)}, "generator")
+    assert not model.finite_or_skip({"loss_G": torch.tensor(float("nan"))}, "generator")
+    assert model.nonfinite_terms() == {"generator": {"loss_G": pytest.approx(float("nan"), nan_ok=True)}}
+    model.clear_nonfinite_terms()
+    assert model.nonfinite_terms() == {} and model.skipped_steps == 1
+
+
+def test_inference_refuses_conditioning_a_model_does_not_declare(compose_config):
+    model = hydra.utils.instantiate(compose_config("model=cyclegan").model, _recursive_=False)
+    with pytest.raises(CheckpointError, match="takes no alpha"):
+        inference_network(model, alpha=0.5)
+    _, info = inference_network(model, "BtoA")
+    assert info.direction == "BtoA"
+
+
+def test_a_model_without_test_translations_never_loads_the_test_set(tmp_path, compose_config):
+    model = hydra.utils.instantiate(compose_config("model=dcgan").model, _recursive_=False)
+    assert model.test_translations({}) == {}
+
+    class DataModule:
+        stages: list[str] = []
+
+        def setup(self, stage):
+            self.stages.append(stage)
+
+    datamodule = DataModule()
+    trainer = SimpleNamespace(datamodule=datamodule, fast_dev_run=False)
+    TranslateTestSet(dirpath=str(tmp_path)).on_fit_end(trainer, model)
+    assert datamodule.stages == []
+
+
+def probed_names(path: Path) -> list[str]:
+    """``hasattr``/``getattr`` calls in a file whose first argument is a model, by its usual names."""
+    model_names = {"model", "pl_module", "model_class", "cls"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("hasattr", "getattr")
+            and node.args
+            and isinstance(node.args[0], ast.Name)
+            and node.args[0].id in model_names
+        ):
+            found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_the_framework_reads_models_through_the_contract_without_probing_them():
+    # Models themselves may inspect their own networks; the rest of the package calls declared hooks.
+    offenders = [
+        hit
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "models" not in path.relative_to(PACKAGE).parts
+        for hit in probed_names(path)
+    ]
+    assert not offenders, "\n".join(offenders)
