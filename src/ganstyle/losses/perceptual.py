@@ -36,7 +36,7 @@ the first five convolutions) and content weight 1: our 5e6 on those layers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +44,9 @@ from torch import nn
 
 from ganstyle.networks.adain import calc_mean_std
 from ganstyle.networks.vgg import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, VGGFeatures
+
+if TYPE_CHECKING:  # style_targets imports this module
+    from ganstyle.losses.style_targets import StyleTargets
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -231,7 +234,8 @@ class PerceptualCriterion(nn.Module):
     ``style_statistic``: ``"gram"`` (:class:`StyleLoss`, Gatys et al., Johnson et al.) or ``"mean_std"``
     (:class:`MeanStdStyleLoss`, AdaIN). Scale: see the module docstring (images [-1, 1] ->
     ImageNet-normalised, Gram / (C*H*W), MSE per layer, mean over layers unless ``style_layer_weights``
-    say otherwise).
+    say otherwise). ``style_weight=1e4`` on this scale is ``2.5e3`` in pytorch/examples' units (they sum
+    4 layers); their default 1e10 is our 4e10.
     """
 
     def __init__(
@@ -303,7 +307,7 @@ class PerceptualCriterion(nn.Module):
         *,
         content_features: Mapping[str, torch.Tensor] | None = None,
         style_features: Mapping[str, torch.Tensor] | None = None,
-        style_targets: Any | None = None,
+        style_targets: StyleTargets | None = None,
     ) -> dict[str, torch.Tensor]:
         terms: dict[str, torch.Tensor] = {}
         if self.content is not None and content is None and content_features is None:
