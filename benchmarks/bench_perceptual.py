@@ -140,17 +140,17 @@ def main(argv: list[str] | None = None) -> None:
         ("no perceptual terms", None, False),
         (
             f"+ content ({', '.join(content_layers)})",
-            PerceptualCriterion(vgg, content_layers, content_weight=1.0),
+            PerceptualCriterion(vgg, content_layers),
             False,
         ),
         (
             "+ content + style (cached style Grams)",
-            PerceptualCriterion(vgg, content_layers, style_layers, content_weight=1.0, style_weight=1e4),
+            PerceptualCriterion(vgg, content_layers, style_layers),
             False,
         ),
         (
             "+ content + style (style image each step)",
-            PerceptualCriterion(vgg, content_layers, style_layers, content_weight=1.0, style_weight=1e4),
+            PerceptualCriterion(vgg, content_layers, style_layers),
             True,
         ),
     ]

@@ -147,7 +147,7 @@ def test_critic_loss_is_the_sum_of_its_terms_including_the_gradient_penalty():
     torch.manual_seed(1)
     terms = model.critic_terms(real, fake)
     torch.manual_seed(1)
-    expected = gradient_penalty(model.discriminator, real, fake, weight_lambda=10.0)
+    expected = 10.0 * gradient_penalty(model.discriminator, real, fake)  # gp_weight * GP
     assert set(terms) == {"loss_D_real", "loss_D_fake", "loss_D_gp"}
     assert float(terms["loss_D_gp"]) == pytest.approx(float(expected), rel=1e-5) and float(expected) > 0
 

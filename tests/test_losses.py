@@ -12,6 +12,7 @@ from torch import nn
 from ganstyle.losses import (
     AdversarialLoss,
     ContentLoss,
+    MeanStdStyleLoss,
     PerceptualCriterion,
     ReconstructionLoss,
     StyleLoss,
@@ -19,6 +20,7 @@ from ganstyle.losses import (
     build_perceptual_criterion,
     gradient_penalty,
     gram_matrix,
+    weighted_perceptual_terms,
 )
 from ganstyle.networks.vgg import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, VGGFeatures, vgg_layer_names
 
@@ -186,11 +188,11 @@ def test_gradient_penalty_equals_direct_autograd_computation():
     alpha = torch.rand(3, 1, 1, 1)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat)
-    expected = 10.0 * ((grad.reshape(3, -1).norm(dim=1) - 1) ** 2).mean()
+    expected = ((grad.reshape(3, -1).norm(dim=1) - 1) ** 2).mean()
 
     torch.manual_seed(123)
-    penalty = gradient_penalty(critic, real, fake, weight_lambda=10.0)
-    torch.testing.assert_close(penalty, expected, rtol=1e-5, atol=1e-7)
+    penalty = gradient_penalty(critic, real, fake)  # unweighted: the caller multiplies by gp_weight
+    torch.testing.assert_close(10.0 * penalty, 10.0 * expected, rtol=1e-5, atol=1e-7)
 
 
 def test_gradient_penalty_backpropagates_into_the_critic():
@@ -262,7 +264,7 @@ def test_random_vgg_weights_log_a_loud_warning(caplog):
 def test_frozen_vgg_weights_are_left_out_of_checkpoints_and_load_back_strictly(vgg19):
     holder = nn.Module()
     holder.head = nn.Linear(2, 2)
-    holder.criterion = PerceptualCriterion(vgg19, ["relu4_2"], content_weight=1.0)
+    holder.criterion = PerceptualCriterion(vgg19, ["relu4_2"])
     state = holder.state_dict()
     assert set(state) == {"head.weight", "head.bias"}
     holder.load_state_dict(state)  # strict: the frozen weights are completed from the module itself
@@ -292,33 +294,72 @@ def test_criterion_defaults_to_the_papers_layers(arch):
     assert criterion.feature_net.arch == arch
 
 
-def test_criterion_terms_equal_weighted_reference_losses(vgg19):
+def test_criterion_terms_equal_unweighted_reference_losses_and_weighting_them_gives_the_weighted_ones(vgg19):
     criterion = PerceptualCriterion(
         vgg19,
         content_layers=["relu4_2"],
         style_layers=["relu1_1", "relu3_1"],
         style_layer_weights=[2.0, 0.5],
-        content_weight=3.0,
-        style_weight=1e4,
-        tv_weight=0.1,
+        tv=True,
     )
     output, content, style = images(seed=1), images(seed=2), images(1, seed=3)
     terms = criterion(output, content=content, style=style)
     f_out, f_content, f_style = vgg19(output), vgg19(content), vgg19(style)
     content_ref = ((f_out["relu4_2"] - f_content["relu4_2"]) ** 2).mean()
+    # The per-layer weights belong to the style term's definition: they stay inside it.
     style_ref = sum(
         w * ((gram_matrix(f_out[layer]) - gram_matrix(f_style[layer])) ** 2).mean()
         for layer, w in [("relu1_1", 2.0), ("relu3_1", 0.5)]
     )
-    torch.testing.assert_close(terms["content"], 3.0 * content_ref)
-    torch.testing.assert_close(terms["style"], 1e4 * style_ref)
-    torch.testing.assert_close(terms["tv"], 0.1 * TotalVariationLoss()(output))
+    torch.testing.assert_close(terms["content"], content_ref)
+    torch.testing.assert_close(terms["style"], style_ref)
+    torch.testing.assert_close(terms["tv"], TotalVariationLoss()(output))
+    weighted = weighted_perceptual_terms(
+        terms, {"content_weight": 3.0, "style_weight": 1e4, "tv_weight": 0.1}
+    )
+    torch.testing.assert_close(weighted["content"], 3.0 * content_ref)
+    torch.testing.assert_close(weighted["style"], 1e4 * style_ref)
+    torch.testing.assert_close(weighted["tv"], 0.1 * TotalVariationLoss()(output))
+
+
+def test_built_criterion_returns_the_same_terms_whatever_the_weights():
+    """The loss weights only switch terms on: the criterion's terms are unweighted."""
+    output, content, style = images(seed=1), images(seed=2), images(1, seed=3)
+    terms = []
+    for scale in (1.0, 1.0e4):
+        torch.manual_seed(0)
+        criterion = build_perceptual_criterion(
+            {
+                "content_weight": 2.0 * scale,
+                "style_weight": 3.0 * scale,
+                "tv_weight": 0.5 * scale,
+                "feature_net": {"arch": "vgg16", "weights": "random"},
+            }
+        )
+        terms.append(criterion(output, content=content, style=style))
+    assert set(terms[0]) == {"content", "style", "tv"}
+    for name in terms[0]:
+        assert torch.equal(terms[0][name], terms[1][name]), name
+
+
+def test_mean_std_style_loss_is_adains_sum_over_layers_of_mean_and_deviation_errors(vgg19):
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    loss = MeanStdStyleLoss(layers, [1.0] * len(layers))
+    output, style = vgg19(images(2, seed=1)), vgg19(images(2, seed=2))
+
+    def mean_std(x):
+        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        return flat.mean(2), (flat.var(2, unbiased=True) + 1e-5).sqrt()
+
+    expected = 0.0
+    for layer in layers:
+        (mo, so), (ms, ss) = mean_std(output[layer]), mean_std(style[layer])
+        expected = expected + ((mo - ms) ** 2).mean() + ((so - ss) ** 2).mean()
+    torch.testing.assert_close(loss(output, style), expected)
 
 
 def test_criterion_runs_vgg_once_for_the_output_and_once_for_the_targets(vgg19):
-    criterion = PerceptualCriterion(
-        vgg19, ["relu4_2"], ["relu1_1", "relu2_1"], content_weight=1.0, style_weight=1.0
-    )
+    criterion = PerceptualCriterion(vgg19, ["relu4_2"], ["relu1_1", "relu2_1"])
     batches = []
     handle = vgg19.register_forward_hook(lambda _m, args, _out: batches.append(args[0].shape[0]))
     try:
@@ -334,7 +375,7 @@ def test_criterion_runs_vgg_once_for_the_output_and_once_for_the_targets(vgg19):
 
 
 def test_cached_style_grams_give_the_same_loss_as_passing_the_style(vgg19):
-    criterion = PerceptualCriterion(vgg19, [], ["relu1_1", "relu2_1"], content_weight=0.0, style_weight=5.0)
+    criterion = PerceptualCriterion(vgg19, [], ["relu1_1", "relu2_1"])
     output, style = images(2, seed=1), images(1, seed=4)
     direct = criterion(output, style=style)["style"]
     criterion.set_style(style)
@@ -345,7 +386,7 @@ def test_cached_style_grams_give_the_same_loss_as_passing_the_style(vgg19):
 
 
 def test_criterion_gradients_reach_the_output_not_the_targets(vgg19):
-    criterion = PerceptualCriterion(vgg19, ["relu4_2"], ["relu1_1"], content_weight=1.0, style_weight=1.0)
+    criterion = PerceptualCriterion(vgg19, ["relu4_2"], ["relu1_1"])
     output = images(seed=1).requires_grad_(True)
     content, style = images(seed=2).requires_grad_(True), images(1, seed=3).requires_grad_(True)
     sum(criterion(output, content=content, style=style).values()).backward()
@@ -355,8 +396,8 @@ def test_criterion_gradients_reach_the_output_not_the_targets(vgg19):
 
 def test_criterion_checks_layers_and_inputs(vgg19):
     with pytest.raises(ValueError, match="relu2_2"):
-        PerceptualCriterion(vgg19, ["relu2_2"], content_weight=1.0)
-    criterion = PerceptualCriterion(vgg19, ["relu4_2"], content_weight=1.0)
+        PerceptualCriterion(vgg19, ["relu2_2"])
+    criterion = PerceptualCriterion(vgg19, ["relu4_2"])
     with pytest.raises(ValueError, match="content image"):
         criterion(images())
 
@@ -388,13 +429,9 @@ def test_our_weights_relate_to_pytorch_examples_as_documented():
         ((gram_matrix(fy[k]) - gram_matrix(fs[k]).expand(2, -1, -1)) ** 2).mean() for k in indices
     )
 
-    ours = PerceptualCriterion(
-        vgg,
-        DEFAULT_CONTENT_LAYERS["vgg16"],
-        DEFAULT_STYLE_LAYERS["vgg16"],
-        content_weight=1e5,
-        style_weight=4e10,
+    ours = PerceptualCriterion(vgg, DEFAULT_CONTENT_LAYERS["vgg16"], DEFAULT_STYLE_LAYERS["vgg16"])
+    terms = weighted_perceptual_terms(
+        ours(output, content=content, style=style), {"content_weight": 1e5, "style_weight": 4e10}
     )
-    terms = ours(output, content=content, style=style)
     torch.testing.assert_close(terms["content"], their_content, rtol=1e-4, atol=0)
     torch.testing.assert_close(terms["style"], their_style, rtol=1e-4, atol=0)

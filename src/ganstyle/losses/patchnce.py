@@ -27,8 +27,9 @@ class PatchNCELoss(nn.Module):
     ``-10`` (so P + 1 logits, the masked one contributing exp(-10 / tau), i.e. nothing). With
     ``negatives_from_minibatch=True`` every sampled patch of the batch (B * P of them) is a negative.
 
-    Returns the per-patch losses ``l_i`` (shape ``(B * P,)``); the model averages them over patches and
-    layers, so a weight multiplies a loss that is about log(P + 1) (= 5.5 for 256 patches) at chance.
+    Returns the unweighted per-patch losses ``l_i`` (shape ``(B * P,)``); the model averages them over
+    patches and layers and multiplies by ``loss.nce_weight``, a loss that is about log(P + 1) (= 5.5 for
+    256 patches) at chance.
 
     Args:
         temperature: ``tau`` (``--nce_T``, 0.07).

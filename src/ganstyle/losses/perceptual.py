@@ -1,4 +1,9 @@
-"""Perceptual losses on frozen VGG features: content, style (Gram), total variation.
+"""Perceptual losses on frozen VGG features: content, style (Gram, or AdaIN's mean and deviation), total
+variation.
+
+Every loss here returns its unweighted term; the model multiplies each by its ``loss.*_weight``
+(``content_weight``, ``style_weight``, ``tv_weight``) in its step. Per-layer weights w_l are part of a
+term's definition (they say how layers combine into one number), not a ``loss.*`` weight.
 
 Scale of every term (this is what gives ``content_weight`` / ``style_weight`` their meaning):
 
@@ -31,11 +36,17 @@ the first five convolutions) and content weight 1: our 5e6 on those layers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ganstyle.networks.adain import calc_mean_std
 from ganstyle.networks.vgg import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, VGGFeatures
+
+if TYPE_CHECKING:  # style_targets imports this module
+    from ganstyle.losses.style_targets import StyleTargets
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -69,7 +80,8 @@ class ContentLoss(nn.Module):
     """L_content = sum_l w_l * mean_{b,c,h,w} (F_l(output) - F_l(content))^2.
 
     F_l are VGG features of ImageNet-normalised images (see the module docstring); w_l defaults to 1/L, so
-    with one layer (the papers' choice) it is the plain feature MSE, as in pytorch/examples.
+    with one layer (the papers' choice) it is the plain feature MSE, as in pytorch/examples. Unweighted:
+    the model multiplies it by ``loss.content_weight``.
     """
 
     def __init__(
@@ -95,6 +107,7 @@ class StyleLoss(nn.Module):
     Style Grams of batch 1 are broadcast over the output batch (one style image for all outputs); a batch
     of the output's size is compared image by image. ``forward`` takes style *features*; pass precomputed
     Grams (from :meth:`grams`) to ``forward_grams`` to skip recomputing a fixed style image every step.
+    Unweighted: the model multiplies it by ``loss.style_weight``.
     """
 
     def __init__(
@@ -106,6 +119,15 @@ class StyleLoss(nn.Module):
 
     def grams(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {layer: gram_matrix(features[layer]) for layer in self.layers}
+
+    def targets(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The style statistics this loss compares (Grams), per layer; see :meth:`forward_targets`."""
+        return self.grams(features)
+
+    def forward_targets(
+        self, output_features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        return self.forward_grams(output_features, targets)
 
     def forward_grams(
         self, output_features: Mapping[str, torch.Tensor], style_grams: Mapping[str, torch.Tensor]
@@ -126,11 +148,59 @@ class StyleLoss(nn.Module):
         return self.forward_grams(output_features, self.grams(style_features))
 
 
+class MeanStdStyleLoss(nn.Module):
+    """AdaIN's style loss (Huang & Belongie 2017, Eq. 13):
+
+        L_style = sum_l w_l * ( mean_{b,c} (mu_l(output) - mu_l(style))^2
+                              + mean_{b,c} (sigma_l(output) - sigma_l(style))^2 )
+
+    mu_l, sigma_l are per-sample, per-channel mean and standard deviation of the features over H and W
+    (unbiased variance + 1e-5, :func:`~ganstyle.networks.adain.calc_mean_std`). The paper and
+    naoto0804's code *sum* the layers (w_l = 1); w_l defaults to 1/L like the other terms here, so AdaIN
+    passes ones. A style batch of 1 is broadcast over the output batch. Unweighted: the model multiplies
+    it by ``loss.style_weight``.
+    """
+
+    def __init__(
+        self, layers: Sequence[str], layer_weights: Sequence[float] | Mapping[str, float] | None = None
+    ):
+        super().__init__()
+        self.layers = list(layers)
+        self.layer_weights = _layer_weights(self.layers, layer_weights)
+
+    def targets(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per layer, the mean and deviation stacked: (2, B, C, 1, 1)."""
+        return {layer: torch.stack(calc_mean_std(features[layer])) for layer in self.layers}
+
+    def forward_targets(
+        self, output_features: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        total = 0.0
+        for layer, weight in self.layer_weights.items():
+            output_mean, output_std = calc_mean_std(output_features[layer])
+            target_mean, target_std = targets[layer]
+            total = (
+                total
+                + weight * F.mse_loss(output_mean, target_mean)
+                + weight * F.mse_loss(output_std, target_std)
+            )
+        return total
+
+    def forward(
+        self, output_features: Mapping[str, torch.Tensor], style_features: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        return self.forward_targets(output_features, self.targets(style_features))
+
+
+STYLE_LOSSES = {"gram": StyleLoss, "mean_std": MeanStdStyleLoss}
+
+
 class TotalVariationLoss(nn.Module):
     """L_tv = mean |x[:, :, i+1, j] - x[:, :, i, j]|^p + mean |x[:, :, i, j+1] - x[:, :, i, j]|^p.
 
     Computed on the [-1, 1] image itself (no VGG): on a [0, 1] scale the same image gives 2^-p times this
     value. p=1 (anisotropic TV, default) or p=2 (squared differences, Johnson et al.'s regulariser).
+    Unweighted: the model multiplies it by ``loss.tv_weight``.
     """
 
     def __init__(self, p: int = 1):
@@ -148,19 +218,24 @@ class TotalVariationLoss(nn.Module):
 
 
 class PerceptualCriterion(nn.Module):
-    """Weighted content, style and TV terms from one VGG pass per image per step.
+    """Unweighted content, style and TV terms from one VGG pass per image per step.
 
-    ``forward(output, content=None, style=None)`` returns ``{"content": content_weight * L_content,
-    "style": style_weight * L_style, "tv": tv_weight * L_tv}``, with only the terms whose weight is non-zero;
-    add ``sum(terms.values())`` to the generator loss and log each term. The output image goes through VGG
+    ``forward(output, content=None, style=None)`` returns ``{"content": L_content, "style": L_style,
+    "tv": L_tv}`` with the terms this criterion was built for: content with ``content_layers``, style with
+    ``style_layers``, TV with ``tv=True``. The terms are unweighted: the model multiplies each by its
+    ``loss.<name>_weight`` in its step and logs the weighted values. The output image goes through VGG
     once (with gradient to the image; VGG's own weights are frozen) for all content and style layers
     together; the content and style targets go through once more without a graph, in one batch when their
-    sizes match. A fixed style image can be set once with :meth:`set_style`: its Grams are then cached.
-    A term is computed if and only if its weight is non-zero (all default to 0).
+    sizes match. Targets can also come precomputed: ``content_features`` (Gatys' fixed content, AdaIN's
+    AdaIN output), ``style_features`` (features the model already has), ``style_targets`` (a
+    :class:`~ganstyle.losses.style_targets.StyleTargets`: the weighted Grams of a few fixed style
+    images), or a fixed style image set once with :meth:`set_style`, whose statistics are then cached.
 
-    Scale: see the module docstring (images [-1, 1] -> ImageNet-normalised, Gram / (C*H*W), MSE per layer,
-    mean over layers). ``style_weight=1e4`` here is ``2.5e3`` in pytorch/examples' units (they sum 4
-    layers); their default 1e10 is our 4e10.
+    ``style_statistic``: ``"gram"`` (:class:`StyleLoss`, Gatys et al., Johnson et al.) or ``"mean_std"``
+    (:class:`MeanStdStyleLoss`, AdaIN). Scale: see the module docstring (images [-1, 1] ->
+    ImageNet-normalised, Gram / (C*H*W), MSE per layer, mean over layers unless ``style_layer_weights``
+    say otherwise). ``style_weight=1e4`` on this scale is ``2.5e3`` in pytorch/examples' units (they sum
+    4 layers); their default 1e10 is our 4e10.
     """
 
     def __init__(
@@ -169,26 +244,20 @@ class PerceptualCriterion(nn.Module):
         content_layers: Sequence[str] = (),
         style_layers: Sequence[str] = (),
         style_layer_weights: Sequence[float] | Mapping[str, float] | None = None,
-        content_weight: float = 0.0,
-        style_weight: float = 0.0,
-        tv_weight: float = 0.0,
+        tv: bool = False,
+        style_statistic: str = "gram",
     ) -> None:
         super().__init__()
-        self.content_weight, self.style_weight, self.tv_weight = (
-            float(content_weight),
-            float(style_weight),
-            float(tv_weight),
-        )
+        if style_statistic not in STYLE_LOSSES:
+            raise ValueError(
+                f"style_statistic must be one of {sorted(STYLE_LOSSES)}, got {style_statistic!r}"
+            )
         self.feature_net = feature_net
-        self.content = ContentLoss(content_layers) if self.content_weight and content_layers else None
+        self.content = ContentLoss(content_layers) if content_layers else None
         self.style = (
-            StyleLoss(style_layers, style_layer_weights) if self.style_weight and style_layers else None
+            STYLE_LOSSES[style_statistic](style_layers, style_layer_weights) if style_layers else None
         )
-        self.tv = TotalVariationLoss() if self.tv_weight else None
-        if self.content_weight and not content_layers:
-            raise ValueError("content_weight is non-zero but no content_layers are given")
-        if self.style_weight and not style_layers:
-            raise ValueError("style_weight is non-zero but no style_layers are given")
+        self.tv = TotalVariationLoss() if tv else None
         needed = (self.content.layers if self.content else []) + (self.style.layers if self.style else [])
         if needed:
             if feature_net is None:
@@ -202,12 +271,12 @@ class PerceptualCriterion(nn.Module):
 
     @torch.no_grad()
     def set_style(self, style: torch.Tensor | None) -> None:
-        """Cache the Grams of a fixed style image batch (in [-1, 1]); ``None`` clears the cache."""
+        """Cache the style statistics of a fixed style image batch (in [-1, 1]); ``None`` clears the cache."""
         self._cached_style_layers = None
         if style is None or self.style is None:
             return
-        for layer, gram in self.style.grams(self.feature_net(style)).items():
-            self.register_buffer(f"style_gram_{layer}", gram, persistent=False)  # moves with .to(device)
+        for layer, target in self.style.targets(self.feature_net(style)).items():
+            self.register_buffer(f"style_gram_{layer}", target, persistent=False)  # moves with .to(device)
         self._cached_style_layers = list(self.style.layers)
 
     def _style_cache(self) -> dict[str, torch.Tensor] | None:
@@ -231,28 +300,49 @@ class PerceptualCriterion(nn.Module):
         )
 
     def forward(
-        self, output: torch.Tensor, content: torch.Tensor | None = None, style: torch.Tensor | None = None
+        self,
+        output: torch.Tensor,
+        content: torch.Tensor | None = None,
+        style: torch.Tensor | None = None,
+        *,
+        content_features: Mapping[str, torch.Tensor] | None = None,
+        style_features: Mapping[str, torch.Tensor] | None = None,
+        style_targets: StyleTargets | None = None,
     ) -> dict[str, torch.Tensor]:
         terms: dict[str, torch.Tensor] = {}
-        if self.content is not None and content is None:
-            raise ValueError("content_weight is non-zero: pass the content image")
-        style_grams = self._style_cache() if style is None else None
-        if self.style is not None and style is None and style_grams is None:
-            raise ValueError("style_weight is non-zero: pass the style image or call set_style() once")
+        if self.content is not None and content is None and content_features is None:
+            raise ValueError("the content term needs the content image (or its content_features)")
+        style_given = style is not None or style_features is not None or style_targets is not None
+        style_cache = None if style_given else self._style_cache()
+        if self.style is not None and not style_given and style_cache is None:
+            raise ValueError("the style term needs the style image (or its features) or set_style() once")
         if self.content is not None or self.style is not None:
             output_features = self.feature_net(output)
-            content_features, style_features = self._target_features(
-                content if self.content is not None else None, style if self.style is not None else None
+            computed_content, computed_style = self._target_features(
+                content if self.content is not None and content_features is None else None,
+                style if self.style is not None and style_features is None else None,
             )
             if self.content is not None:
-                terms["content"] = self.content_weight * self.content(output_features, content_features)
+                target = content_features if content_features is not None else computed_content
+                terms["content"] = self.content(output_features, target)
             if self.style is not None:
-                if style_features is not None:
-                    style_grams = self.style.grams(style_features)
-                terms["style"] = self.style_weight * self.style.forward_grams(output_features, style_grams)
+                if style_targets is not None:
+                    terms["style"] = style_targets.distance(self.style, output_features)
+                else:
+                    features = style_features if style_features is not None else computed_style
+                    targets = self.style.targets(features) if features is not None else style_cache
+                    terms["style"] = self.style.forward_targets(output_features, targets)
         if self.tv is not None:
-            terms["tv"] = self.tv_weight * self.tv(output)
+            terms["tv"] = self.tv(output)
         return terms
+
+
+def weighted_perceptual_terms(
+    terms: Mapping[str, torch.Tensor], loss_cfg: Mapping[str, Any]
+) -> dict[str, torch.Tensor]:
+    """The criterion's terms times their weights: ``{name: loss_cfg[f"{name}_weight"] * term}``, i.e.
+    content_weight * L_content, style_weight * L_style, tv_weight * L_tv."""
+    return {name: loss_cfg[f"{name}_weight"] * value for name, value in terms.items()}
 
 
 def build_perceptual_criterion(loss_cfg: Mapping) -> PerceptualCriterion | None:
@@ -262,7 +352,8 @@ def build_perceptual_criterion(loss_cfg: Mapping) -> PerceptualCriterion | None:
     weights, weights_path, content_layers, style_layers, style_layer_weights, pooling, download}``; layers
     default to the papers' choice for the arch (VGG19: Gatys et al., VGG16: Johnson et al.). Returns None
     when every weight is 0, and builds no VGG (loads no weights file) unless a content or style weight is
-    non-zero: a zero weight costs nothing.
+    non-zero: a zero weight costs nothing. The weights only decide which terms exist: the criterion
+    returns them unweighted and the model multiplies each by its weight.
     """
     content_weight = float(loss_cfg.get("content_weight", 0.0) or 0.0)
     style_weight = float(loss_cfg.get("style_weight", 0.0) or 0.0)
@@ -301,7 +392,5 @@ def build_perceptual_criterion(loss_cfg: Mapping) -> PerceptualCriterion | None:
         content_layers=content_layers,
         style_layers=style_layers,
         style_layer_weights=style_layer_weights,
-        content_weight=content_weight,
-        style_weight=style_weight,
-        tv_weight=tv_weight,
+        tv=bool(tv_weight),
     )

@@ -11,7 +11,8 @@ class ReconstructionLoss(nn.Module):
     """L1: mean |x - y|; L2: mean (x - y)^2, over all elements of images in [-1, 1].
 
     On a [0, 1] scale the same images give half the L1 value and a quarter of the L2 value; CycleGAN's
-    lambda = 10 and pix2pix's 100 are for L1 on [-1, 1] images, as here.
+    lambda = 10 and pix2pix's 100 are for L1 on [-1, 1] images, as here. Unweighted: the model multiplies
+    it by its weight (``loss.cycle_weight``, ``identity_weight * cycle_weight``, ``l1_weight``).
     """
 
     def __init__(self, kind: str = "l1") -> None:

@@ -10,7 +10,9 @@ A frozen VGG19 encoder f (up to relu4_1) and a trained decoder g. For content c 
 
 Each ||.||^2 is a mean squared error (mean over elements) and the four style layers are *summed*, as in
 the reference; mu and sigma are per-channel statistics over H and W (unbiased variance + 1e-5). The content
-target is the AdaIN output t, not the content features: the decoder learns to invert AdaIN. The paper's
+target is the AdaIN output t, not the content features: the decoder learns to invert AdaIN. Both terms
+come unweighted from a :class:`~ganstyle.losses.perceptual.PerceptualCriterion` on the encoder
+(``ContentLoss`` and ``MeanStdStyleLoss``); the step multiplies them by their weights. The paper's
 weights are content 1, style 10. The reference's encoder is a Caffe-converted VGG19 on [0, 1] inputs whose
 first layer rescales to [0, 255]; ours is torchvision's VGG19 on ImageNet-normalised inputs, so feature
 magnitudes (and the absolute loss values) differ, and the 1:10 ratio is the paper's, not re-tuned.
@@ -33,13 +35,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ganstyle.config import ConfigError
 from ganstyle.inference.tiling import pad_to_multiple
+from ganstyle.losses.perceptual import PerceptualCriterion, weighted_perceptual_terms
 from ganstyle.models.base import ImageModel, build
-from ganstyle.networks.adain import adaptive_instance_norm, calc_mean_std
+from ganstyle.networks.adain import adaptive_instance_norm
 from ganstyle.networks.vgg import VGGFeatures
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
@@ -212,6 +214,15 @@ class AdaIN(ImageModel):
             pooling=net["pooling"],
         )
         self.decoder = build(decoder)
+        # The paper's loss on the encoder's own features: content at relu4_1 against the AdaIN output,
+        # style as channel means and deviations at relu1_1..relu4_1, summed over layers (weights 1).
+        self.criterion = PerceptualCriterion(
+            self.encoder,
+            content_layers=["relu4_1"],
+            style_layers=ENCODER_LAYERS,
+            style_layer_weights=[1.0] * len(ENCODER_LAYERS),
+            style_statistic="mean_std",
+        )
 
     @classmethod
     def check_loss_config(cls, loss: dict[str, Any]) -> None:
@@ -294,21 +305,14 @@ class AdaIN(ImageModel):
     def losses(
         self, content: torch.Tensor, style: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Unweighted content and style losses for a batch, and the decoded images g(t)."""
+        """Unweighted content and style losses for a batch (the criterion's), and the decoded images g(t)."""
         with torch.no_grad():
             style_features = self.encoder(style)
             target = adaptive_instance_norm(self.encoder(content)["relu4_1"], style_features["relu4_1"])
         decoded = self.decoder(target)
-        decoded_features = self.encoder(decoded)
-        loss_content = F.mse_loss(decoded_features["relu4_1"], target)
-        loss_style = 0.0
-        for layer in ENCODER_LAYERS:
-            decoded_mean, decoded_std = calc_mean_std(decoded_features[layer])
-            style_mean, style_std = calc_mean_std(style_features[layer])
-            loss_style = (
-                loss_style + F.mse_loss(decoded_mean, style_mean) + F.mse_loss(decoded_std, style_std)
-            )
-        return {"content": loss_content, "style": loss_style}, decoded
+        # The content target is t itself: the decoder learns to invert AdaIN.
+        losses = self.criterion(decoded, content_features={"relu4_1": target}, style_features=style_features)
+        return losses, decoded
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss_cfg, optimizer = self.hparams.loss, self.optimizers()
@@ -317,8 +321,8 @@ class AdaIN(ImageModel):
         for group in optimizer.param_groups:
             group["lr"] = lr
         losses, _ = self.losses(batch["content"], batch["style"])
-        terms = {"content": loss_cfg["content_weight"] * losses["content"]}
-        terms["style"] = loss_cfg["style_weight"] * losses["style"]
+        # L = content_weight * L_content + style_weight * L_style
+        terms = weighted_perceptual_terms(losses, loss_cfg)
         loss = terms["content"] + terms["style"]
         self.step_if_finite(optimizer, loss, terms, "decoder")
         size = batch["content"].shape[0]
@@ -339,9 +343,8 @@ class AdaIN(ImageModel):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         losses, _ = self.losses(batch["content"], batch["style"])
-        loss_cfg, size = self.hparams.loss, batch["content"].shape[0]
-        weighted = loss_cfg["content_weight"] * losses["content"] + loss_cfg["style_weight"] * losses["style"]
-        self.log("val/loss_perceptual", weighted, batch_size=size, prog_bar=True)
+        terms, size = weighted_perceptual_terms(losses, self.hparams.loss), batch["content"].shape[0]
+        self.log("val/loss_perceptual", terms["content"] + terms["style"], batch_size=size, prog_bar=True)
         self.log("val/content_distance", losses["content"], batch_size=size)
         self.log("val/style_distance", losses["style"], batch_size=size)
 

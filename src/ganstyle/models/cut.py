@@ -30,9 +30,9 @@ from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from ganstyle.config import CUT_MODES, ConfigError
-from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
+from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
 from ganstyle.losses.patchnce import PatchNCELoss
-from ganstyle.losses.perceptual import build_perceptual_criterion
+from ganstyle.losses.perceptual import build_perceptual_criterion, weighted_perceptual_terms
 from ganstyle.models.base import ImageModel, build, plain_data
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
 from ganstyle.networks.patch_sample import PatchSampleF
@@ -175,18 +175,30 @@ class CUT(ImageModel):
 
         # 1. Discriminator: real B against G(x) (no history pool).
         with self.toggled_optimizer(opt_D):
-            loss_D_fake = self.adversarial(self.D(fake_B.detach()), False)
-            loss_D_real = self.adversarial(self.D(real_B), True)
-            critic_terms = {"loss_D_real": loss_D_real, "loss_D_fake": loss_D_fake}
-            loss_D = 0.5 * (loss_D_fake + loss_D_real)
-            if loss["gan_mode"] == "wgangp":  # as CycleGAN does; already weighted by gp_weight
-                critic_terms["loss_D_gp"] = gradient_penalty(
-                    self.D, real_B, fake_B.detach(), loss["gp_weight"]
-                )
-                loss_D = loss_D + critic_terms["loss_D_gp"]
+            # L_D = 0.5 * (L(D(y), real) + L(D(G(x)), fake)) (+ gp_weight * GP); the fakes are scored
+            # first, as in the reference.
+            prediction_fake = self.D(fake_B.detach())
+            prediction_real = self.D(real_B)
+            objective = discriminator_loss(
+                self.adversarial,
+                self.D,
+                real_B,
+                fake_B,
+                gp_weight=loss["gp_weight"],
+                real_fake_weight=0.5,
+                predictions=(prediction_real, prediction_fake),
+            )
+            loss_D = objective.loss
+            # Logged as the reference prints them: D's real and fake terms before halving, and the
+            # penalty as it enters L_D.
+            critic_terms = {"loss_D_real": objective.terms["real"], "loss_D_fake": objective.terms["fake"]}
+            if "gp" in objective.weighted_terms:
+                critic_terms["loss_D_gp"] = objective.weighted_terms["gp"]
             self.step_if_finite(opt_D, loss_D, critic_terms, "discriminator")
 
         # 2. Generator and heads together: fool D, keep each patch recognisable (PatchNCE).
+        # L_G = gan_weight * L_GAN + nce_weight * (L_NCE + nce_idt_weight * L_NCE_Y) / (1 + nce_idt_weight)
+        #       (+ the optional perceptual terms), every L unweighted.
         self.D.requires_grad_(False)
         terms = {"loss_G_GAN": loss["gan_weight"] * self.adversarial(self.D(fake_B), True, False)}
         if loss["nce_weight"] > 0:
@@ -195,7 +207,8 @@ class CUT(ImageModel):
             if self.uses_identity_nce():
                 terms["loss_NCE_Y"] = share * loss["nce_idt_weight"] * self.nce_loss(real_B, idt_B, flipped)
         if self.perceptual is not None:
-            for name, value in self.perceptual(fake_B, content=real_A, style=real_B).items():
+            perceptual = self.perceptual(fake_B, content=real_A, style=real_B)
+            for name, value in weighted_perceptual_terms(perceptual, loss).items():
                 terms[f"loss_{name}"] = value
         loss_G = sum(terms.values())
         if self.finite_or_skip(terms, "generator"):

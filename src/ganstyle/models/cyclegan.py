@@ -20,8 +20,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
-from ganstyle.losses.perceptual import build_perceptual_criterion
+from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
+from ganstyle.losses.perceptual import build_perceptual_criterion, weighted_perceptual_terms
 from ganstyle.losses.reconstruction import ReconstructionLoss
 from ganstyle.models.base import ImageModel, build
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
@@ -138,7 +138,12 @@ class CycleGAN(ImageModel):
     def generator_terms(
         self, real_A: torch.Tensor, real_B: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """The generators' weighted loss terms, and the fakes (fake_A, fake_B) for the discriminators."""
+        """The generators' weighted loss terms, and the fakes (fake_A, fake_B) for the discriminators.
+
+        L_G = lambda_GAN * (L_GAN(G_AB) + L_GAN(G_BA)) + lambda_cyc * (L_cyc(A) + L_cyc(B))
+            + lambda_idt * lambda_cyc * (L_idt(A) + L_idt(B))     (+ the optional perceptual terms)
+        with every L unweighted and each lambda its ``loss.*_weight``; the terms are summed by the step.
+        """
         loss = self.hparams.loss
         with_identity = loss["identity_weight"] > 0
         if with_identity and self.batch_generator_calls:
@@ -159,9 +164,11 @@ class CycleGAN(ImageModel):
         if self.perceptual is not None:
             # Each generator's output should carry its target domain's style (Grams of the real
             # images of that domain in this batch) and keep its input's content.
-            for name, value in self.perceptual(fake_B, content=real_A, style=real_B).items():
+            perceptual_AB = self.perceptual(fake_B, content=real_A, style=real_B)
+            perceptual_BA = self.perceptual(fake_A, content=real_B, style=real_A)
+            for name, value in weighted_perceptual_terms(perceptual_AB, loss).items():
                 terms[f"loss_{name}_AB"] = value
-            for name, value in self.perceptual(fake_A, content=real_B, style=real_A).items():
+            for name, value in weighted_perceptual_terms(perceptual_BA, loss).items():
                 terms[f"loss_{name}_BA"] = value
         if with_identity:
             # A generator fed an image already in its target domain should leave it unchanged;
@@ -174,19 +181,21 @@ class CycleGAN(ImageModel):
         return terms, fake_A, fake_B
 
     def discriminator_loss(self, discriminator, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """(L(D(real), real) + L(D(fake), fake)) / 2; halved as in the reference so D learns slower
-        than G. With gan_mode=wgangp the gradient penalty (weight loss.gp_weight) is added."""
-        fake = fake.detach()
+        """0.5 * (L(D(real), real) + L(D(fake), fake)) (+ loss.gp_weight * GP with gan_mode=wgangp):
+        :func:`~ganstyle.losses.adversarial.discriminator_loss`, halved as in the reference so D
+        learns slower than G; real and fake scored in one call when the discriminator allows it."""
+        predictions = None
         if self.batch_discriminator_calls:
-            prediction_real, prediction_fake = batched_call(discriminator, real, fake)
-        else:
-            prediction_real, prediction_fake = discriminator(real), discriminator(fake)
-        loss = 0.5 * (self.adversarial(prediction_real, True) + self.adversarial(prediction_fake, False))
-        if self.hparams.loss["gan_mode"] == "wgangp":
-            loss = loss + gradient_penalty(
-                discriminator, real, fake, weight_lambda=self.hparams.loss["gp_weight"]
-            )  # already weighted: gradient_penalty multiplies by weight_lambda
-        return loss
+            predictions = batched_call(discriminator, real, fake.detach())
+        return discriminator_loss(
+            self.adversarial,
+            discriminator,
+            real,
+            fake,
+            gp_weight=self.hparams.loss["gp_weight"],
+            real_fake_weight=0.5,
+            predictions=predictions,
+        ).loss
 
     def make_optimizers(self):
         return (

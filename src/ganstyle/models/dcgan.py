@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from ganstyle.config import ConfigError
-from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
+from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
 from ganstyle.models.base import ImageModel, build, plain_data
 from ganstyle.networks.critic_checks import check_critic_norm
 
@@ -195,16 +195,18 @@ class DCGAN(ImageModel):
         self.log_training_values(logged, size, progress_bar=progress)
 
     def critic_terms(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-        """L(D(x), real) + L(D(G(z)), fake), summed as in both papers; with gan_mode=wgangp also
-        loss.gp_weight * the gradient penalty on random interpolates of real and generated images."""
-        terms = {
-            "loss_D_real": self.adversarial(self.discriminator(real), True),
-            "loss_D_fake": self.adversarial(self.discriminator(fake), False),
-        }
-        if self.hparams.loss["gan_mode"] == "wgangp":
-            weight = self.hparams.loss["gp_weight"]
-            terms["loss_D_gp"] = gradient_penalty(self.discriminator, real, fake, weight_lambda=weight)
-        return terms
+        """L(D(x), real) and L(D(G(z)), fake), summed unhalved as in both papers' Algorithm 1; with
+        gan_mode=wgangp also loss.gp_weight * the gradient penalty on random interpolates of real and
+        generated images (:func:`~ganstyle.losses.adversarial.discriminator_loss`)."""
+        objective = discriminator_loss(
+            self.adversarial,
+            self.discriminator,
+            real,
+            fake,
+            gp_weight=self.hparams.loss["gp_weight"],
+            real_fake_weight=1.0,
+        )
+        return {f"loss_D_{name}": value for name, value in objective.weighted_terms.items()}
 
     def make_optimizers(self):
         return self.build_optimizer(self.generator.parameters()), self.build_optimizer(

@@ -39,8 +39,8 @@ from torch import nn
 
 from ganstyle.config import ConfigError
 from ganstyle.inference.tiling import pad_to_multiple
-from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
-from ganstyle.losses.perceptual import build_perceptual_criterion
+from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
+from ganstyle.losses.perceptual import build_perceptual_criterion, weighted_perceptual_terms
 from ganstyle.losses.style_targets import StyleTargets, style_images_from
 from ganstyle.models.base import ImageModel, build
 
@@ -147,23 +147,11 @@ class FastStyleTransfer(ImageModel):
 
     # --- training ------------------------------------------------------------------------------
     def perceptual_terms(self, stylized: torch.Tensor, content: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Weighted content, style and TV terms; one VGG pass with gradient (stylized), one without."""
-        criterion, terms = self.criterion, {}
-        if criterion is None:
-            return terms
-        if criterion.content is not None or criterion.style is not None:
-            features = criterion.feature_net(stylized)
-            if criterion.content is not None:
-                with torch.no_grad():
-                    target = criterion.feature_net(content)
-                terms["content"] = criterion.content_weight * criterion.content(features, target)
-            if criterion.style is not None:
-                terms["style"] = criterion.style_weight * self.style_targets.distance(
-                    criterion.style, features
-                )
-        if criterion.tv is not None:
-            terms["tv"] = criterion.tv_weight * criterion.tv(stylized)
-        return terms
+        """The unweighted content, style and TV terms (the criterion's): one VGG pass with gradient
+        (stylized), one without (content); the style Grams are the fixed style images' (StyleTargets)."""
+        if self.criterion is None:
+            return {}
+        return self.criterion(stylized, content=content, style_targets=self.style_targets)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss = self.hparams.loss
@@ -174,7 +162,9 @@ class FastStyleTransfer(ImageModel):
         # 1. Transformer: match content and style statistics (and fool the critic when there is one).
         with self.toggled_optimizer(opt_G) if self.discriminator is not None else nullcontext():
             stylized = self.generator(content)
-            terms = self.perceptual_terms(stylized, content)
+            # L_G = content_weight * L_content + style_weight * L_style + tv_weight * L_tv
+            #       + gan_weight * L_adv  (each L unweighted; see the module docstring)
+            terms = weighted_perceptual_terms(self.perceptual_terms(stylized, content), loss)
             if self.discriminator is not None:
                 terms["gan"] = loss["gan_weight"] * self.adversarial(
                     self.discriminator(stylized), True, for_discriminator=False
@@ -194,16 +184,16 @@ class FastStyleTransfer(ImageModel):
         self.log_training_values(logged, content.shape[0], progress_bar={"loss_G": loss_G.detach()})
 
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """(L(D(style crops), real) + L(D(stylised), fake)) / 2, plus the gradient penalty for wgangp."""
-        loss = 0.5 * (
-            self.adversarial(self.discriminator(real), True)
-            + self.adversarial(self.discriminator(fake), False)
-        )
-        if self.hparams.loss["gan_mode"] == "wgangp":
-            loss = loss + gradient_penalty(
-                self.discriminator, real, fake, weight_lambda=self.hparams.loss["gp_weight"]
-            )  # already weighted: gradient_penalty multiplies by weight_lambda
-        return loss
+        """0.5 * (L(D(style crops), real) + L(D(stylised), fake)), plus loss.gp_weight * the gradient
+        penalty for wgangp (:func:`~ganstyle.losses.adversarial.discriminator_loss`), halved as CycleGAN's."""
+        return discriminator_loss(
+            self.adversarial,
+            self.discriminator,
+            real,
+            fake,
+            gp_weight=self.hparams.loss["gp_weight"],
+            real_fake_weight=0.5,
+        ).loss
 
     def make_optimizers(self):
         optimizers = [self.build_optimizer(self.generator.parameters())]
@@ -224,14 +214,14 @@ class FastStyleTransfer(ImageModel):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         content = batch["content"]
         stylized = self.generator(content)
-        size, criterion = content.shape[0], self.criterion
-        terms = self.perceptual_terms(stylized, content)
-        if terms:
-            self.log("val/loss_perceptual", sum(terms.values()), batch_size=size, prog_bar=True)
-        if criterion is not None and criterion.content_weight:
-            self.log("val/content_distance", terms["content"] / criterion.content_weight, batch_size=size)
-        if criterion is not None and criterion.style_weight:
-            self.log("val/style_distance", terms["style"] / criterion.style_weight, batch_size=size)
+        size = content.shape[0]
+        distances = self.perceptual_terms(stylized, content)
+        if distances:
+            weighted = weighted_perceptual_terms(distances, self.hparams.loss)
+            self.log("val/loss_perceptual", sum(weighted.values()), batch_size=size, prog_bar=True)
+        for name in ("content", "style"):
+            if name in distances:
+                self.log(f"val/{name}_distance", distances[name], batch_size=size)
 
     def distribution_samples(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """For FID/KID against the style: ``{"style": (style crops, stylised content)}``, same size, [-1, 1]."""

@@ -46,7 +46,7 @@ from torchvision.utils import make_grid, save_image
 
 from ganstyle.config import ConfigError
 from ganstyle.data.single_image import fit_to_size
-from ganstyle.losses.perceptual import build_perceptual_criterion
+from ganstyle.losses.perceptual import build_perceptual_criterion, weighted_perceptual_terms
 from ganstyle.losses.style_targets import StyleTargets, style_images_from
 from ganstyle.models.base import ImageModel, build
 
@@ -233,17 +233,22 @@ class GatysStyleTransfer(ImageModel):
 
     # --- optimisation --------------------------------------------------------------------------
     def objective_terms(self) -> dict[str, torch.Tensor]:
-        """Weighted content, style and TV terms of the current image (one VGG pass)."""
-        criterion, image = self.criterion, self.vgg_input()
-        features = criterion.feature_net(image)
-        terms = {}
+        """Weighted content, style and TV terms of the current image (one VGG pass):
+        content_weight * L_content + style_weight * sum_k w_k L_style(style_k) + tv_weight * L_tv."""
+        return weighted_perceptual_terms(self.distances(), self.hparams.loss)
+
+    def distances(self) -> dict[str, torch.Tensor]:
+        """The unweighted terms: the criterion's, against the content features and style Grams fixed in
+        :meth:`start`."""
+        criterion = self.criterion
+        content_features = None
         if criterion.content is not None:
-            target = {layer: getattr(self, f"content_feature_{layer}") for layer in criterion.content.layers}
-            terms["content"] = criterion.content_weight * criterion.content(features, target)
-        terms["style"] = criterion.style_weight * self.style_targets.distance(criterion.style, features)
-        if criterion.tv is not None:
-            terms["tv"] = criterion.tv_weight * criterion.tv(image)
-        return terms
+            content_features = {
+                layer: getattr(self, f"content_feature_{layer}") for layer in criterion.content.layers
+            }
+        return criterion(
+            self.vgg_input(), content_features=content_features, style_targets=self.style_targets
+        )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         optimizer = self.optimizers()
@@ -286,11 +291,12 @@ class GatysStyleTransfer(ImageModel):
         )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        criterion, terms = self.criterion, self.objective_terms()
+        distances = self.distances()
+        terms = weighted_perceptual_terms(distances, self.hparams.loss)
         self.log("val/loss_perceptual", sum(terms.values()), batch_size=1, prog_bar=True)
-        self.log("val/style_distance", terms["style"] / criterion.style_weight, batch_size=1)
-        if "content" in terms:
-            self.log("val/content_distance", terms["content"] / criterion.content_weight, batch_size=1)
+        self.log("val/style_distance", distances["style"], batch_size=1)
+        if "content" in distances:
+            self.log("val/content_distance", distances["content"], batch_size=1)
 
     @torch.no_grad()
     def compute_visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -37,7 +37,7 @@ from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from ganstyle.config import ConfigError
-from ganstyle.losses.adversarial import AdversarialLoss, gradient_penalty
+from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
 from ganstyle.losses.reconstruction import ReconstructionLoss
 from ganstyle.models.base import ImageModel, build, plain_data
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
@@ -180,20 +180,20 @@ class Pix2Pix(ImageModel):
     def discriminator_terms(
         self, real_A: torch.Tensor, real_B: torch.Tensor, fake_B: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """D's loss terms: 0.5 * (L(D(A, B), real) + L(D(A, G(A)), fake)), halved as in the reference;
-        with gan_mode=wgangp also loss.gp_weight * the gradient penalty on interpolated pairs."""
+        """D's weighted loss terms: 0.5 * L(D(A, B), real), 0.5 * L(D(A, G(A)), fake), halved as in the
+        reference; with gan_mode=wgangp also loss.gp_weight * the gradient penalty on interpolated pairs
+        (:func:`~ganstyle.losses.adversarial.discriminator_loss`)."""
         real_pair = torch.cat([real_A, real_B], dim=1)
         fake_pair = torch.cat([real_A, fake_B], dim=1)
-        terms = {
-            "loss_D_real": 0.5 * self.adversarial(self.discriminator(real_pair), True),
-            "loss_D_fake": 0.5 * self.adversarial(self.discriminator(fake_pair), False),
-        }
-        if self.hparams.loss["gan_mode"] == "wgangp":
-            weight = self.hparams.loss["gp_weight"]
-            terms["loss_D_gp"] = gradient_penalty(
-                self.discriminator, real_pair, fake_pair, weight_lambda=weight
-            )
-        return terms
+        objective = discriminator_loss(
+            self.adversarial,
+            self.discriminator,
+            real_pair,
+            fake_pair,
+            gp_weight=self.hparams.loss["gp_weight"],
+            real_fake_weight=0.5,
+        )
+        return {f"loss_D_{name}": value for name, value in objective.weighted_terms.items()}
 
     def make_optimizers(self):
         return self.build_optimizer(self.generator.parameters()), self.build_optimizer(
