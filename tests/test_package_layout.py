@@ -58,6 +58,11 @@ def package_modules() -> dict[str, Path]:
 def ganstyle_imports(path: Path, modules: dict[str, Path], top_level_only: bool) -> set[str]:
     """The package modules a file imports (``from a.b import c`` counts ``a.b.c`` when it is a module)."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    # Imports under `if TYPE_CHECKING:` never run: they name a type for annotations and cannot make a
+    # module wait for another, so they are left out of the graph.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            node.body = []
     nodes = tree.body if top_level_only else ast.walk(tree)
     found = set()
     for node in nodes:
