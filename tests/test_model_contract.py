@@ -40,8 +40,10 @@ def test_every_model_config_builds_an_image_model_and_the_old_base_name_still_im
     assert GANModule is ImageModel
 
 
-@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=IDS)
-def test_inference_generator_has_the_one_signature_of_the_base(cls):
+# --- the checks, one function each, so a model outside conf/model/ (docs/examples/) is checked alike
+def check_inference_generator_signature(cls: type) -> None:
+    """inference_generator has the base's one signature; inference_conditioning names its keywords."""
+
     def parameters(function):
         return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
 
@@ -50,8 +52,8 @@ def test_inference_generator_has_the_one_signature_of_the_base(cls):
     assert set(cls.inference_conditioning) <= keywords - {"self", "direction"}
 
 
-@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=IDS)
-def test_every_model_declares_what_describes_it(cls):
+def check_declarations(cls: type) -> None:
+    """The class attributes that describe a model are declared, and the hooks they promise exist."""
     assert cls.data_kinds and all(isinstance(kind, str) for kind in cls.data_kinds)
     assert cls.loss_terms and all(term.endswith("_weight") for term in cls.loss_terms)
     assert cls.visual_rows and all(row and all(isinstance(n, str) for n in row) for row in cls.visual_rows)
@@ -66,18 +68,9 @@ def test_every_model_declares_what_describes_it(cls):
         assert cls.distribution_samples is not ImageModel.distribution_samples
 
 
-def test_the_learning_rate_curves_keep_their_names():
-    # train/lr_G, train/lr_D and train/lr_F are read by reports, dashboards and tests of existing runs
-    assert LEARNING_RATE_METRIC_NAMES == {"generator": "G", "discriminator": "D", "heads": "F"}
-
-
-@pytest.mark.parametrize("config_name", MODEL_CONFIGS)
-def test_a_built_model_keeps_plain_hyperparameters_one_optimiser_per_name_and_the_inference_contract(
-    compose_config, config_name
-):
-    cfg = compose_config(f"model={config_name}")
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
-
+def check_built_model(model: ImageModel) -> None:
+    """A built model keeps plain hyperparameters that rebuild it, one optimiser per name, and gives
+    an inference network (or says why it has none) for each of its directions."""
     # Plain data that rebuilds the same model: what ganstyle.load and load_from_checkpoint do.
     assert "DictConfig" not in repr(dict(model.hparams)) and "ListConfig" not in repr(dict(model.hparams))
     assert dict(type(model)(**dict(model.hparams)).hparams) == dict(model.hparams)
@@ -98,6 +91,30 @@ def test_a_built_model_keeps_plain_hyperparameters_one_optimiser_per_name_and_th
             continue
         assert isinstance(generator, torch.nn.Module)
         assert int(getattr(generator, "size_multiple", 1)) >= 1
+
+
+# --- every model config --------------------------------------------------------------------------
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=IDS)
+def test_inference_generator_has_the_one_signature_of_the_base(cls):
+    check_inference_generator_signature(cls)
+
+
+@pytest.mark.parametrize("cls", MODEL_CLASSES, ids=IDS)
+def test_every_model_declares_what_describes_it(cls):
+    check_declarations(cls)
+
+
+def test_the_learning_rate_curves_keep_their_names():
+    # train/lr_G, train/lr_D and train/lr_F are read by reports, dashboards and tests of existing runs
+    assert LEARNING_RATE_METRIC_NAMES == {"generator": "G", "discriminator": "D", "heads": "F"}
+
+
+@pytest.mark.parametrize("config_name", MODEL_CONFIGS)
+def test_a_built_model_keeps_plain_hyperparameters_one_optimiser_per_name_and_the_inference_contract(
+    compose_config, config_name
+):
+    cfg = compose_config(f"model={config_name}")
+    check_built_model(hydra.utils.instantiate(cfg.model, _recursive_=False))
 
 
 def test_finite_or_skip_refuses_an_optimiser_name_the_model_does_not_declare(compose_config):
