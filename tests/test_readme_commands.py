@@ -9,6 +9,8 @@ What is composed and what is skipped (and why):
 - a placeholder inside a value (`outputs/train/runs/<run>`) becomes a plain word (`run`); a placeholder
   for a whole value (`model=<name>`) or for several overrides (`<same overrides>`) is dropped;
 - a command written several times is composed once (at its first place);
+- commands run from the repository root, where a relative `hydra.searchpath=[file://docs/examples/conf]`
+  points; a `PYTHONPATH=<folders>` before `python train.py` puts those folders on `sys.path`;
 - `-m` / `--multirun` is dropped and a sweep (`a=1,2`, `glob(*)`) composes with its first value;
   Optuna's search spaces (`interval(...)`, `tag(...)`) are left to the sweeper and skipped;
 - nothing is instantiated (no data, networks or weights are read); training itself is what the
@@ -33,7 +35,7 @@ from ganstyle.run.training import check_model_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-COMMAND = re.compile(r"python train\.py(?=\s|$|`)(.*)")
+COMMAND = re.compile(r"(?:PYTHONPATH=(?P<python_path>\S+)\s+)?python train\.py(?=\s|$|`)(?P<overrides>.*)")
 
 
 def documented_commands() -> list[tuple[str, str]]:
@@ -54,12 +56,25 @@ def documented_commands() -> list[tuple[str, str]]:
                     line = line.rstrip()[:-1] + " " + lines[index].strip()
                 match = COMMAND.search(line)
                 if match:
-                    found.append((f"{document.name}:{number}", strip_comment(match.group(1))))
+                    found.append((f"{document.name}:{number}", command_text(match, strip_comment)))
             else:
                 for span in re.findall(r"`([^`]*python train\.py[^`]*)`", line):
-                    found.append((f"{document.name}:{number}", COMMAND.search(span).group(1)))
+                    found.append((f"{document.name}:{number}", command_text(COMMAND.search(span))))
             index += 1
     return found
+
+
+def command_text(match: re.Match, clean=lambda text: text) -> str:
+    """The overrides of a matched command, after its `PYTHONPATH=<folders>` when it sets one."""
+    overrides = clean(match.group("overrides"))
+    python_path = match.group("python_path")
+    return f"PYTHONPATH={python_path} {overrides}" if python_path else overrides
+
+
+def split_python_path(text: str) -> tuple[list[str], str]:
+    """(the folders of a leading `PYTHONPATH=a:b`, the rest of the command text)."""
+    match = re.match(r"PYTHONPATH=(\S+)\s*", text)
+    return (match.group(1).split(":"), text[match.end() :]) if match else ([], text)
 
 
 def strip_comment(text: str) -> str:
@@ -116,6 +131,10 @@ def test_every_documented_train_command_composes_and_passes_the_config_checks(
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
     monkeypatch.setattr(config_checks, "check_named_images_exist", lambda cfg: None)
     monkeypatch.setattr(config_checks, "check_required_values", lambda cfg: None)
+    python_path, text = split_python_path(text)
+    monkeypatch.chdir(ROOT)
+    for folder in python_path:
+        monkeypatch.syspath_prepend(str(ROOT / folder))
     overrides = composable_overrides(text, ROOT / "conf")
     cfg = compose_config(*overrides)
     validate_config(cfg)
