@@ -4,6 +4,7 @@ and, in a slow test, rendered by a headless Chromium."""
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 import shutil
@@ -19,7 +20,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ganstyle.callbacks.metrics_history import MetricsHistory
+from ganstyle.callbacks.metrics_history import MetricsHistory, MetricsRecorder
 from ganstyle.callbacks.report import RunReport
 from ganstyle.cli import main as cli_main
 from ganstyle.report import REPORT_NAME
@@ -200,3 +201,22 @@ def test_report_resolves_hydra_paths_from_the_run_folder_in_a_fresh_process(
     finally:
         setup_globals()
     assert f"output_dir: {tiny_cyclegan_run}" in read_report(run_dir)  # the run's own hydra.yaml
+
+
+def test_a_resumed_run_keeps_the_earlier_metric_rows_and_drops_those_it_logs_again(tmp_path):
+    path = tmp_path / "metrics.csv"
+    # Steps 2 and 3 were logged after the checkpoint the run resumes from (at step 2).
+    earlier = "step,epoch,train/loss\n0,0,3\n1,0,2\n2,1,1\n3,1,0.5\n"
+    path.write_text(earlier)
+    recorder = MetricsRecorder(path)
+    recorder.save()  # Lightning saves every logger once before training starts
+    recorder.finalize("failed")  # and on a failure before it
+    assert path.read_text() == earlier
+    recorder.start(continue_file=True)
+    assert path.read_text() == earlier
+    recorder.log_metrics({"train/loss": 1.5, "epoch": 1}, step=2)
+    recorder.save()
+    with path.open(newline="") as handle:
+        rows = [(row["step"], row["epoch"], row["train/loss"]) for row in csv.DictReader(handle)]
+    assert rows == [("0", "0", "3"), ("1", "0", "2"), ("2", "1", "1.5")]
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["metrics.csv"]  # no temporary file left

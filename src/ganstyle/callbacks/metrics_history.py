@@ -7,13 +7,16 @@ The results report draws its curves from this file, so it must exist with ``logg
 
 Columns: ``step`` (the step loggers get: batches trained so far), ``epoch``, then one column per
 metric name. A row holds the metrics of one log call; others are empty. When a resumed run continues
-in the same folder, rows of the epochs it repeats are dropped and the rest kept.
+in the same folder it keeps the earlier rows; at its first logged row it drops those at or after that
+step (a run that went on past the checkpoint and stopped left them; they are logged again), so no step
+appears twice. Nothing is written before training starts (Lightning saves every logger once before
+``on_train_start``; the resumed run has not read its rows back then), and rewrites go through a
+temporary file, so a resume that fails early or mid-write leaves the earlier rows on disk.
 """
 
 from __future__ import annotations
 
 import csv
-import math
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
+
+from ganstyle.utils.metrics_csv import read_metrics_csv, rows_logged_before, write_csv_atomically
 
 FIXED_COLUMNS = ("step", "epoch")
 
@@ -35,6 +40,8 @@ class MetricsRecorder(Logger):
         self.columns: list[str] = list(FIXED_COLUMNS)
         self._written_rows = 0
         self._written_columns: list[str] = []
+        self._continues_earlier_rows = False
+        self._started = False
         self.shown_version: str | int = ""
 
     @property
@@ -49,17 +56,23 @@ class MetricsRecorder(Logger):
     def save_dir(self) -> str:
         return str(self.path.parent)
 
-    def load_existing(self, keep_before_epoch: int) -> None:
-        """Keep rows of an earlier run in this folder from epochs before ``keep_before_epoch``."""
-        if not self.path.is_file():
-            return
-        with self.path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                values = {key: float(value) for key, value in row.items() if key and value not in ("", None)}
-                if values.get("epoch", math.inf) < keep_before_epoch:
-                    self._add(values)
-        self._written_rows = 0
-        self._written_columns = []  # the next save rewrites the file with exactly these rows
+    def start(self, continue_file: bool) -> None:
+        """Begin writing the file; ``continue_file``: a resumed run's, whose earlier rows are kept."""
+        if continue_file:
+            self.load_existing()
+        self._started = True
+        self.save()
+
+    def load_existing(self) -> None:
+        """Take over the rows a resumed run wrote in this folder; see :meth:`log_metrics` for which stay."""
+        fieldnames, rows = read_metrics_csv(self.path)
+        self.columns = list(dict.fromkeys([*FIXED_COLUMNS, *fieldnames]))
+        for row in rows:
+            self._add({key: float(value) for key, value in row.items() if value not in ("", None)})
+        # The file holds exactly these rows: nothing to write until a row is logged or dropped.
+        self._written_rows = len(self.rows)
+        self._written_columns = list(self.columns) if fieldnames == self.columns else []
+        self._continues_earlier_rows = bool(rows)
 
     def _add(self, row: dict[str, float]) -> None:
         for key in row:
@@ -71,6 +84,12 @@ class MetricsRecorder(Logger):
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         row = {key: float(value) for key, value in metrics.items() if _is_scalar(value)}
         row["step"] = float(step if step is not None else len(self.rows))
+        if self._continues_earlier_rows:
+            self._continues_earlier_rows = False
+            kept = rows_logged_before(self.rows, row["step"])
+            if len(kept) < len(self.rows):
+                self.rows = kept
+                self._written_columns = []  # rewrite: the dropped rows are in the file
         self._add(row)
 
     @rank_zero_only
@@ -79,17 +98,22 @@ class MetricsRecorder(Logger):
 
     @rank_zero_only
     def save(self) -> None:
+        if not self._started:
+            return
         if self._written_rows == len(self.rows) and self._written_columns == self.columns:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A new column or dropped rows rewrite the whole file, replaced only once complete; appending
+        # never touches the rows already written.
         rewrite = self._written_columns != self.columns
-        rows = self.rows if rewrite else self.rows[self._written_rows :]
-        with self.path.open("w" if rewrite else "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.columns)
-            if rewrite:
-                writer.writeheader()
-            for row in rows:
-                writer.writerow({key: _format(value) for key, value in row.items()})
+        rows = [
+            {key: _format(value) for key, value in row.items()}
+            for row in (self.rows if rewrite else self.rows[self._written_rows :])
+        ]
+        if rewrite:
+            write_csv_atomically(self.path, self.columns, rows)
+        else:
+            with self.path.open("a", newline="") as handle:
+                csv.DictWriter(handle, fieldnames=self.columns).writerows(rows)
         self._written_rows = len(self.rows)
         self._written_columns = list(self.columns)
 
@@ -116,11 +140,10 @@ class MetricsHistory(pl.Callback):
             trainer.loggers = [*trainer.loggers, self.recorder]
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # After a checkpoint was restored, current_epoch is where the run continues.
         if trainer.is_global_zero and not trainer.fast_dev_run:
-            if trainer.ckpt_path:
-                self.recorder.load_existing(keep_before_epoch=trainer.current_epoch)
-            self.recorder.save()
+            # After a checkpoint was restored (trainer.ckpt_path is set from then on); the file
+            # exists from here, with the header at least.
+            self.recorder.start(continue_file=bool(trainer.ckpt_path))
 
 
 def _is_scalar(value: Any) -> bool:
