@@ -1,4 +1,5 @@
-"""Experiment loggers that never block: W&B offline unless credentials exist."""
+"""Experiment loggers: W&B that never blocks (offline unless credentials exist), and a CSV logger whose
+file survives a resumed run."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ import netrc
 import os
 from pathlib import Path
 from typing import Any
+
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+from ganstyle.utils.metrics_csv import read_metrics_csv, rows_logged_before, step_of, write_csv_atomically
 
 WANDB_HOST = "api.wandb.ai"
 
@@ -82,3 +89,67 @@ def make_wandb_logger(
         log_model=log_model and resolved == "online",
         **kwargs,
     )
+
+
+class RunCSVLogger(CSVLogger):
+    """Lightning's CSVLogger (``logger=csv``), except that a resumed run keeps its earlier rows.
+
+    Lightning's writer deletes an existing ``metrics.csv`` when it starts, so a run resumed in its own
+    folder would lose every row before the checkpoint. After :meth:`continue_earlier_rows` the file is
+    kept instead; at the first save, rows from the resumed run's first step on (left by a run that went
+    past the checkpoint) are dropped and the rest written with the new rows. Whole-file rewrites go
+    through a temporary file, so a crash never leaves it truncated.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keeps_earlier_rows = False
+
+    def continue_earlier_rows(self) -> None:
+        """Keep the rows already in this logger's metrics.csv (call before anything is logged)."""
+        self.keeps_earlier_rows = True
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ContinuingExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = ContinuingExperimentWriter(self.log_dir, self.keeps_earlier_rows)
+        return self._experiment
+
+
+class ContinuingExperimentWriter(ExperimentWriter):
+    """Lightning's CSV experiment writer, keeping the earlier rows when asked (see :class:`RunCSVLogger`)."""
+
+    def __init__(self, log_dir: str, keep_earlier_rows: bool = False) -> None:
+        self._keep_earlier_rows = keep_earlier_rows
+        self._earlier_rows: list[dict[str, str]] = []
+        super().__init__(log_dir=log_dir)
+
+    def _check_log_dir_exists(self) -> None:  # called by Lightning's __init__, where it deletes the file
+        if not self._keep_earlier_rows:
+            super()._check_log_dir_exists()
+            return
+        self.metrics_keys, self._earlier_rows = read_metrics_csv(self.metrics_file_path)
+
+    def save(self) -> None:
+        if not (self._earlier_rows and self.metrics):
+            super().save()
+            return
+        first_step = min(step_of(row) for row in self.metrics)
+        self._record_new_keys()
+        kept = rows_logged_before(self._earlier_rows, first_step)
+        write_csv_atomically(self.metrics_file_path, self.metrics_keys, [*kept, *self.metrics])
+        self._earlier_rows = []
+        self.metrics = []
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        _, rows = read_metrics_csv(self.metrics_file_path)
+        write_csv_atomically(self.metrics_file_path, fieldnames, rows)
+
+
+def continue_earlier_rows(loggers: list[Any]) -> None:
+    """Before a resumed run logs anything: the loggers writing files in its folder keep their rows."""
+    for logger in loggers:
+        if isinstance(logger, RunCSVLogger):
+            logger.continue_earlier_rows()

@@ -22,6 +22,7 @@ from ganstyle.callbacks.signals import EXIT_CODE_SIGTERM
 from ganstyle.config import ConfigError
 from ganstyle.run.config_checks import drop_quick_start_random_weights, validate_config
 from ganstyle.run.distributed import build_trainer
+from ganstyle.run.loggers import continue_earlier_rows
 from ganstyle.run.monitoring import plan_monitor
 from ganstyle.run.resuming import (
     check_resume_compatible,
@@ -194,6 +195,8 @@ def train(cfg: DictConfig) -> float | None:
     tag_random_weights(cfg)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
+    if ckpt_path:  # a run resumed in its own folder appends to its csv/metrics.csv, never restarts it
+        continue_earlier_rows(loggers)
     # Plugin factories return None when they do not apply (e.g. the SLURM environment off SLURM).
     plugins = [plugin for plugin in instantiate_group(cfg.get("plugins")) if plugin is not None]
     # Under -m, DDP that re-runs the command line becomes ddp_spawn (see ganstyle.run.distributed).
