@@ -16,6 +16,7 @@ from helpers import one_thread  # noqa: F401  (tiny in-process training: one int
 from test_model_contract import check_built_model, check_declarations, check_inference_generator_signature
 
 import ganstyle
+from ganstyle.report.collect import collect_run
 from ganstyle.run.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +55,15 @@ def minimal_gan(monkeypatch) -> type:
     return importlib.import_module("minimal_gan").MinimalGAN
 
 
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def epochs_with(rows: list[dict[str, str]], name: str) -> list[float]:
+    return sorted({float(row["epoch"]) for row in rows if row.get(name)})
+
+
 def test_the_guide_shows_every_example_file_exactly_as_it_is():
     shown = {match["path"]: match["text"] for match in SHOWN_FILE.finditer(GUIDE.read_text())}
     files = sorted(
@@ -86,12 +96,18 @@ def test_the_minimal_model_trains_resumes_writes_its_outputs_and_loads_for_infer
 
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert checkpoint["epoch"] == 1 and checkpoint["ganstyle_model_class"] == "minimal_gan.MinimalGAN"
-    with open(run / "metrics.csv", newline="") as file:
-        rows = list(csv.DictReader(file))
+    rows = read_rows(run / "metrics.csv")
     logged = {name for row in rows for name, value in row.items() if value}
     assert {"train/loss_G_GAN", "train/loss_G_L1", "train/loss_D_real", "train/lr_G", "val/psnr_B"} <= logged
     assert minimal_gan.validation_metric_names({}, True) <= logged
-    assert any(row.get("val/psnr_B") and float(row["epoch"]) == 1 for row in rows)  # the resumed epoch
+    # The resumed run kept the first run's rows, in both metric files, each step once.
+    for metrics_file in (run / "metrics.csv", run / "csv" / "metrics.csv"):
+        rows = read_rows(metrics_file)
+        for name in ("train/loss_G_GAN", "val/psnr_B"):
+            assert epochs_with(rows, name) == [0.0, 1.0], (metrics_file, name)
+        steps = [(float(row["step"]), tuple(name for name, value in row.items() if value)) for row in rows]
+        assert len(steps) == len(set(steps)), metrics_file
+    assert collect_run(run).metrics["val/psnr_B"].epochs == [0.0, 1.0]  # what report.html's curves draw
     assert any((run / "images").glob("train_*.png")) and any((run / "images").glob("val_*.png"))
     assert (run / "report.html").is_file()
     assert len(list((run / "translations" / "AtoB").glob("*.png"))) == 4
