@@ -140,6 +140,19 @@ def test_misspelt_or_misplaced_overrides_get_the_nearest_valid_names(argv, expec
     assert "+" not in str(error.value).split("Did you mean")[-1]  # never Hydra's "use +key" advice
 
 
+def test_a_misspelt_key_of_a_model_in_an_added_config_folder_gets_the_nearest_valid_name():
+    # docs/adding_a_model.md's command: the model's configs are found only through hydra.searchpath.
+    search_path = f"hydra.searchpath=[file://{ROOT / 'docs' / 'examples' / 'conf'}]"
+    for argv in (
+        ["model=minimal_gan", search_path, "loss.l1_wieght=3"],
+        [search_path, "model=minimal_gan", "loss.l1_wieght=3"],
+    ):
+        with pytest.raises(ConfigError) as error:
+            check_overrides(["train.py", *argv], CONF)
+        assert_one_paragraph(str(error.value), "loss.l1_wieght=3", "Did you mean loss.l1_weight?")
+    check_overrides(["train.py", "model=minimal_gan", search_path, "loss.l1_weight=3"], CONF)
+
+
 @pytest.mark.parametrize(
     "argv",
     [

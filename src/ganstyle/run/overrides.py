@@ -38,6 +38,11 @@ def single_run_overrides(args: Sequence[str]) -> list[Any] | None:
         return None
     single = []
     for override in parsed:
+        if override.key_or_group == "hydra.searchpath" and not override.is_sweep_override():
+            # An added config folder holds configs the other overrides choose (model=minimal_gan in
+            # docs/adding_a_model.md): first, so every shorter command line tried below has it too.
+            single.insert(0, (override, override.input_line))
+            continue
         if override.key_or_group.startswith(("hydra.", "hydra/")) or override.key_or_group == "hydra":
             continue
         if override.is_sweep_override():
