@@ -15,7 +15,7 @@ export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}"
 PYTHON="${PYTHON:-python}"
 
 if [[ "${1:-}" == "--smoke" ]]; then
-    budget_s=100
+    budget_s=600  # a check of code paths, not a measurement: a busy machine must not cut a step short
     export OMP_NUM_THREADS=1  # tiny networks: more threads only contend with whatever else runs
     sizes=(--device cpu --size 32 --ngf 4 --blocks 1 --ndf 4 --steps 2 --warmup 1)
     batches=(2)
