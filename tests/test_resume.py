@@ -119,6 +119,30 @@ def test_resumed_run_ends_with_the_epoch_lr_pools_and_weights_of_an_uninterrupte
     assert_same_training_state(resumed, two)
 
 
+def test_a_run_extended_on_resume_trains_its_added_epoch_at_the_refitted_rate(
+    compose_config, finished_runs, tmp_path
+):
+    two = load(last_of(finished_runs, "two_epochs"))
+    assert learning_rate(two) == 0.0  # its 1 + 1 schedule is over: the rate saved for a third epoch
+    extended = run_training(
+        compose_config,
+        tmp_path / "extended",
+        "trainer.max_epochs=3",
+        "scheduler.total_epochs=3",  # as ${trainer.max_epochs} gives it; SCHEDULE pins it to 2 above
+        f"ckpt_path={last_of(finished_runs, 'two_epochs')}",
+    )
+    # 1 + 1 refitted to 3 epochs is 2 + 1: the third epoch trains at half the rate (not at 0) ...
+    assert extended["epoch"] == two["epoch"] + 1
+    changed = [
+        name
+        for name, weight in two["state_dict"].items()
+        if not torch.equal(extended["state_dict"][name], weight)
+    ]
+    assert any(name.startswith("G_AB.") for name in changed), "the added epoch left the generator unchanged"
+    # ... and ends where the refitted schedule ends.
+    assert learning_rate(extended) == 0.0
+
+
 def test_slurm_job_that_finds_a_checkpoint_in_its_run_folder_resumes_it(
     compose_config, finished_runs, tmp_path, monkeypatch
 ):

@@ -25,6 +25,7 @@ import lightning.pytorch as pl
 import torch
 from omegaconf import OmegaConf
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
 
 from ganstyle.config import ConfigError, LossConfig, validate_loss_config
 from ganstyle.models.validation_metrics import ValidationMetricsMixin
@@ -294,6 +295,22 @@ class ImageModel(ValidationMetricsMixin, pl.LightningModule):
             return on_epoch
         # Lightning's own default for the hook being run: on_epoch in validation, not in training_step
         return default_logs_on_epoch(self)
+
+    def on_train_start(self) -> None:
+        # Lightning restores each optimiser's learning rate as the checkpoint saved it: the rate the
+        # schedule of the saved run gave the next epoch. Resuming with a larger trainer.max_epochs
+        # refits the schedule to the longer run (utils.schedulers.fit_to_run), and the saved rate is
+        # then the old schedule's, 0 after its last epoch. A closed-form schedule (LambdaLR, as
+        # linear_decay) is applied again at the restored epoch, so the first resumed epoch trains at
+        # the refitted rate; a fresh or unchanged run gets the rate it already has.
+        for scheduler in self.scheduler_list():
+            if isinstance(scheduler, LambdaLR):
+                rates = [
+                    base_lr * rate(scheduler.last_epoch)
+                    for rate, base_lr in zip(scheduler.lr_lambdas, scheduler.base_lrs, strict=True)
+                ]
+                for group, lr in zip(scheduler.optimizer.param_groups, rates, strict=True):
+                    group["lr"] = lr
 
     def on_train_epoch_start(self) -> None:
         for name, optimizer in zip(self.optimizer_names, self.optimizer_list()):
