@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from ganstyle.callbacks.translate import TranslateTestSet
 from ganstyle.inference.loading import CheckpointError, inference_network
-from ganstyle.models.base import LEARNING_RATE_METRIC_NAMES, GANModule, ImageModel
+from ganstyle.models.base import LEARNING_RATE_METRIC_NAMES, GANModule, ImageModel, InferenceConditioning
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "ganstyle"
@@ -48,8 +48,10 @@ def check_inference_generator_signature(cls: type) -> None:
         return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
 
     assert parameters(cls.inference_generator) == parameters(ImageModel.inference_generator)
-    keywords = {p.name for p in inspect.signature(ImageModel.inference_generator).parameters.values()}
-    assert set(cls.inference_conditioning) <= keywords - {"self", "direction"}
+    assert inspect.signature(cls.inference_generator).parameters["conditioning"].annotation == (
+        "Unpack[InferenceConditioning]"
+    )  # the keywords are the one TypedDict's, not the model's own
+    assert set(cls.inference_conditioning) <= set(InferenceConditioning.__annotations__)
 
 
 def check_declarations(cls: type) -> None:

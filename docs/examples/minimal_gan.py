@@ -13,8 +13,7 @@ L is ``loss.gan_mode``'s adversarial loss. Each batch: one D step, then one G st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,9 +21,12 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
 from ganstyle.losses.reconstruction import ReconstructionLoss
-from ganstyle.models.base import ImageModel, build, plain_data
+from ganstyle.models.base import ImageModel, InferenceConditioning, build, plain_data
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
 from ganstyle.networks.critic_checks import check_critic_norm
+
+if TYPE_CHECKING:  # annotations only: typing.Unpack needs Python 3.11
+    from typing_extensions import Unpack
 
 
 class MinimalGAN(ImageModel):
@@ -134,13 +136,7 @@ class MinimalGAN(ImageModel):
         return {"B": (batch["B"], self(batch["A"]))}
 
     def inference_generator(
-        self,
-        direction: str | None = None,
-        *,
-        style_images: Sequence[torch.Tensor] | None = None,
-        alpha: float | None = None,
-        style_weights: Sequence[float] | None = None,
-        preserve_color: bool | None = None,
+        self, direction: str | None = None, **conditioning: Unpack[InferenceConditioning]
     ) -> nn.Module:
         # One generator, no per-call conditioning: the inference code passes direction=None only.
         return self.generator

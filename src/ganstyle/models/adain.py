@@ -32,7 +32,7 @@ weights, and colour preservation by matching each style image's colour statistic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -40,9 +40,12 @@ from torch import nn
 from ganstyle.config import ConfigError
 from ganstyle.inference.tiling import pad_to_multiple
 from ganstyle.losses.perceptual import PerceptualCriterion, weighted_perceptual_terms
-from ganstyle.models.base import ImageModel, build
+from ganstyle.models.base import ImageModel, InferenceConditioning, build
 from ganstyle.networks.adain import adaptive_instance_norm
 from ganstyle.networks.vgg import VGGFeatures
+
+if TYPE_CHECKING:  # annotations only: typing.Unpack needs Python 3.11
+    from typing_extensions import Unpack
 
 ENCODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
@@ -273,13 +276,7 @@ class AdaIN(ImageModel):
         )
 
     def inference_generator(
-        self,
-        direction: str | None = None,
-        *,
-        style_images: Sequence[torch.Tensor] | None = None,
-        alpha: float | None = None,
-        style_weights: Sequence[float] | None = None,
-        preserve_color: bool | None = None,
+        self, direction: str | None = None, **conditioning: Unpack[InferenceConditioning]
     ) -> AdainStylizer:
         """The network ``ganstyle stylize``/``export`` apply: content -> stylised with fixed styles.
 
@@ -287,18 +284,20 @@ class AdaIN(ImageModel):
         ``alpha`` (default 1), ``style_weights`` and ``preserve_color`` (default off) as in
         :meth:`stylize`. One decoder, so ``direction`` is None.
         """
+        style_images = conditioning.get("style_images")
         if not style_images:
             raise ValueError(
                 "AdaIN transfers the style of images given at inference time: pass style_images (one or "
                 "more style images; several are interpolated with style_weights)."
             )
+        alpha = conditioning.get("alpha")
         return AdainStylizer(
             self.encoder,
             self.decoder,
             list(style_images),
             1.0 if alpha is None else alpha,
-            style_weights,
-            bool(preserve_color),
+            conditioning.get("style_weights"),
+            bool(conditioning.get("preserve_color")),
         )
 
     # --- training ------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ Hyperparameters are plain data (network configs with ``_target_``, not built net
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import hydra
 import lightning.pytorch as pl
@@ -34,6 +34,9 @@ from ganstyle.utils.lightning_compat import default_logs_on_epoch
 from ganstyle.utils.logging_steps import logs_this_step
 from ganstyle.utils.performance import fused_optimizer_kwargs, prepare_networks
 from ganstyle.utils.random_states import restore_rng_states, rng_states
+
+if TYPE_CHECKING:  # annotations only: typing.Unpack needs Python 3.11
+    from typing_extensions import Unpack
 
 # Loss weights every model understands trivially: gp_weight only matters with gan_mode=wgangp.
 _ALWAYS_ALLOWED = ("gan_weight", "gp_weight")
@@ -67,6 +70,17 @@ def plain_data(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(plain_data(item) for item in value)
     return value
+
+
+class InferenceConditioning(TypedDict, total=False):
+    """The keyword arguments of :meth:`ImageModel.inference_generator`: per-call conditioning of models
+    that take a style at inference time (AdaIN). A model lists those it uses in
+    ``inference_conditioning``; the inference code refuses the others, naming them."""
+
+    style_images: Sequence[torch.Tensor]  # a list of (1, 3, h, w) tensors in [-1, 1]
+    alpha: float  # content/style trade-off in [0, 1] (absent: the model's default, full style)
+    style_weights: Sequence[float]  # one non-negative weight per style image (absent: equal weights)
+    preserve_color: bool  # keep the content's colours (absent: off)
 
 
 # The train/lr_<name> metric of each optimiser: generator, discriminator and CUT's heads log as G, D
@@ -338,13 +352,7 @@ class ImageModel(ValidationMetricsMixin, pl.LightningModule):
         return {}
 
     def inference_generator(
-        self,
-        direction: str | None = None,
-        *,
-        style_images: Sequence[torch.Tensor] | None = None,
-        alpha: float | None = None,
-        style_weights: Sequence[float] | None = None,
-        preserve_color: bool | None = None,
+        self, direction: str | None = None, **conditioning: Unpack[InferenceConditioning]
     ) -> nn.Module:
         """The network that stylises new images: ``(N, 3, H, W)`` in [-1, 1] to the same in [-1, 1].
 
@@ -355,13 +363,11 @@ class ImageModel(ValidationMetricsMixin, pl.LightningModule):
         Args:
             direction: one of ``inference_directions``; None: the first (models with one generator
                 take None only).
-            style_images: per-call conditioning of models that transfer a style given at inference
-                (AdaIN): a list of ``(1, 3, h, w)`` tensors in [-1, 1].
-            alpha: content/style trade-off in [0, 1] (None: the model's default, full style).
-            style_weights: one non-negative weight per style image (None: equal weights).
-            preserve_color: keep the content's colours (None: off).
+            conditioning: the keywords of :class:`InferenceConditioning` the model lists in
+                ``inference_conditioning`` (AdaIN's style images, ...); a keyword not given, or
+                given as None, is absent. The inference code passes no other.
 
-        A keyword a model does not list in ``inference_conditioning`` is None here. The returned
+        The returned
         module's ``size_multiple`` attribute (1 when absent) says what H and W must be multiples of;
         ``ganstyle.inference`` pads to it and crops back. A model with no network to apply to images
         (DCGAN generates from noise, Gatys optimises one image) raises NotImplementedError whose

@@ -23,7 +23,7 @@ D, then G and F together; no image pool.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -33,9 +33,12 @@ from ganstyle.config import CUT_MODES, ConfigError
 from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
 from ganstyle.losses.patchnce import PatchNCELoss
 from ganstyle.losses.perceptual import build_perceptual_criterion, weighted_perceptual_terms
-from ganstyle.models.base import ImageModel, build, plain_data
+from ganstyle.models.base import ImageModel, InferenceConditioning, build, plain_data
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
 from ganstyle.networks.patch_sample import PatchSampleF
+
+if TYPE_CHECKING:  # annotations only: typing.Unpack needs Python 3.11
+    from typing_extensions import Unpack
 
 # The reference's per-mode defaults (--CUT_mode): used for whatever the config leaves unset.
 MODE_DEFAULTS = {
@@ -144,13 +147,7 @@ class CUT(ImageModel):
         return self.G(images)
 
     def inference_generator(
-        self,
-        direction: str | None = None,
-        *,
-        style_images: Sequence[torch.Tensor] | None = None,
-        alpha: float | None = None,
-        style_weights: Sequence[float] | None = None,
-        preserve_color: bool | None = None,
+        self, direction: str | None = None, **conditioning: Unpack[InferenceConditioning]
     ) -> nn.Module:
         """G (A -> B); see ImageModel.inference_generator."""
         return self.G

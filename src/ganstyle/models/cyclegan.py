@@ -11,9 +11,8 @@ a network judges.) One optimiser steps both generators, one both discriminators,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -23,9 +22,12 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
 from ganstyle.losses.perceptual import build_perceptual_criterion, weighted_perceptual_terms
 from ganstyle.losses.reconstruction import ReconstructionLoss
-from ganstyle.models.base import ImageModel, build
+from ganstyle.models.base import ImageModel, InferenceConditioning, build
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
 from ganstyle.utils.image_pool import ImagePool
+
+if TYPE_CHECKING:  # annotations only: typing.Unpack needs Python 3.11
+    from typing_extensions import Unpack
 
 
 class CycleGAN(ImageModel):
@@ -91,13 +93,7 @@ class CycleGAN(ImageModel):
         return (self.G_AB if direction == "AtoB" else self.G_BA)(images)
 
     def inference_generator(
-        self,
-        direction: str | None = None,
-        *,
-        style_images: Sequence[torch.Tensor] | None = None,
-        alpha: float | None = None,
-        style_weights: Sequence[float] | None = None,
-        preserve_color: bool | None = None,
+        self, direction: str | None = None, **conditioning: Unpack[InferenceConditioning]
     ) -> torch.nn.Module:
         """G_AB for "AtoB" (the default), G_BA for "BtoA"; see ImageModel.inference_generator."""
         direction = direction or "AtoB"

@@ -26,15 +26,17 @@ experiments use Gulrajani et al.'s 1e-4, betas (0.0, 0.9).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ganstyle.config import ConfigError
 from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
-from ganstyle.models.base import ImageModel, build, plain_data
+from ganstyle.models.base import ImageModel, InferenceConditioning, build, plain_data
 from ganstyle.networks.critic_checks import check_critic_norm
+
+if TYPE_CHECKING:  # annotations only: typing.Unpack needs Python 3.11
+    from typing_extensions import Unpack
 
 WHITE = 1.0  # the separator between samples in a visual row, in the network's [-1, 1] range
 
@@ -247,13 +249,7 @@ class DCGAN(ImageModel):
         return {"samples": (real, self(self.sample_noise(real.shape[0])))}
 
     def inference_generator(
-        self,
-        direction: str | None = None,
-        *,
-        style_images: Sequence[torch.Tensor] | None = None,
-        alpha: float | None = None,
-        style_weights: Sequence[float] | None = None,
-        preserve_color: bool | None = None,
+        self, direction: str | None = None, **conditioning: Unpack[InferenceConditioning]
     ) -> torch.nn.Module:
         raise NotImplementedError(
             "DCGAN generates new images from noise; it does not translate an input image, so `ganstyle "

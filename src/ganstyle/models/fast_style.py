@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -42,7 +42,10 @@ from ganstyle.inference.tiling import pad_to_multiple
 from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
 from ganstyle.losses.perceptual import build_perceptual_criterion, weighted_perceptual_terms
 from ganstyle.losses.style_targets import StyleTargets, style_images_from
-from ganstyle.models.base import ImageModel, build
+from ganstyle.models.base import ImageModel, InferenceConditioning, build
+
+if TYPE_CHECKING:  # annotations only: typing.Unpack needs Python 3.11
+    from typing_extensions import Unpack
 
 
 class ClampedOutput(nn.Module):
@@ -117,13 +120,7 @@ class FastStyleTransfer(ImageModel):
         return self.generator(padded)[..., :height, :width].clamp(-1.0, 1.0)
 
     def inference_generator(
-        self,
-        direction: str | None = None,
-        *,
-        style_images: Sequence[torch.Tensor] | None = None,
-        alpha: float | None = None,
-        style_weights: Sequence[float] | None = None,
-        preserve_color: bool | None = None,
+        self, direction: str | None = None, **conditioning: Unpack[InferenceConditioning]
     ) -> nn.Module:
         """The trained TransformerNet with its output clamped to [-1, 1] (see ImageModel.inference_generator)."""
         return ClampedOutput(self.generator)

@@ -36,9 +36,8 @@ Outputs: ``<run>/stylized.png`` and ``<run>/images/progress.png`` (snapshots lef
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -48,7 +47,10 @@ from ganstyle.config import ConfigError
 from ganstyle.data.single_image import fit_to_size
 from ganstyle.losses.perceptual import build_perceptual_criterion, weighted_perceptual_terms
 from ganstyle.losses.style_targets import StyleTargets, style_images_from
-from ganstyle.models.base import ImageModel, build
+from ganstyle.models.base import ImageModel, InferenceConditioning, build
+
+if TYPE_CHECKING:  # annotations only: typing.Unpack needs Python 3.11
+    from typing_extensions import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -203,13 +205,7 @@ class GatysStyleTransfer(ImageModel):
         return self.stylized_image()
 
     def inference_generator(
-        self,
-        direction: str | None = None,
-        *,
-        style_images: Sequence[torch.Tensor] | None = None,
-        alpha: float | None = None,
-        style_weights: Sequence[float] | None = None,
-        preserve_color: bool | None = None,
+        self, direction: str | None = None, **conditioning: Unpack[InferenceConditioning]
     ) -> nn.Module:
         raise NotImplementedError(
             "GatysStyleTransfer has no network to apply to new images: it optimises one image per run. "

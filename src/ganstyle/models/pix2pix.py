@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -39,9 +39,12 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from ganstyle.config import ConfigError
 from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
 from ganstyle.losses.reconstruction import ReconstructionLoss
-from ganstyle.models.base import ImageModel, build, plain_data
+from ganstyle.models.base import ImageModel, InferenceConditioning, build, plain_data
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
 from ganstyle.networks.critic_checks import check_critic_norm
+
+if TYPE_CHECKING:  # annotations only: typing.Unpack needs Python 3.11
+    from typing_extensions import Unpack
 
 
 @contextlib.contextmanager
@@ -229,13 +232,7 @@ class Pix2Pix(ImageModel):
         return {"B": (batch["B"], self(batch["A"]))}
 
     def inference_generator(
-        self,
-        direction: str | None = None,
-        *,
-        style_images: Sequence[torch.Tensor] | None = None,
-        alpha: float | None = None,
-        style_weights: Sequence[float] | None = None,
-        preserve_color: bool | None = None,
+        self, direction: str | None = None, **conditioning: Unpack[InferenceConditioning]
     ) -> nn.Module:
         """The U-Net (``size_multiple`` = 2 ** num_downs) for ``ganstyle stylize`` / ``export``.
 
