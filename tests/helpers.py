@@ -1,4 +1,5 @@
-"""What several test modules share: running `train.py` as a user does, one intra-op thread, and the
+"""What several test modules share: running `train.py` as a user does, one batch through a Trainer,
+one intra-op thread, and the
 bad-input checks every perceptual-loss model must pass (a missing style image, missing VGG weights)."""
 
 from __future__ import annotations
@@ -66,6 +67,25 @@ def run_train(
         text=True,
         timeout=timeout,
     )
+
+
+def fit_one_batch(model, batch: dict):
+    """One training batch through Lightning's Trainer on the CPU, no logger, checkpoint or validation;
+    the Trainer is returned for its ``callback_metrics`` (lightning imported here: ganstyle loads first)."""
+    import lightning.pytorch as pl
+    from torch.utils.data import DataLoader
+
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(model, train_dataloaders=DataLoader([batch], batch_size=None))
+    return trainer
 
 
 def assert_missing_style_image_is_a_clear_error(compose_config, tiny: tuple[str, ...], missing: Path) -> None:

@@ -4,10 +4,10 @@ objectives written out by hand, in float64."""
 from __future__ import annotations
 
 import hydra
-import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import fit_one_batch
 from torch import nn
 
 from ganstyle.losses import AdversarialLoss, discriminator_loss, gradient_penalty, gram_matrix
@@ -128,16 +128,7 @@ def test_fast_style_step_logs_the_weighted_objective_written_out_by_hand(compose
         gan = ((critic(stylized) - 1) ** 2).mean()  # LSGAN, target real
     expected = {"content": 3.0 * content, "style": 2.0e4 * style, "tv": 0.5 * tv, "gan": 7.0 * gan}
 
-    trainer = pl.Trainer(
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(model, train_dataloaders=torch.utils.data.DataLoader([batch], batch_size=None))
-    logged = trainer.callback_metrics
+    logged = fit_one_batch(model, batch).callback_metrics
     for name, value in expected.items():
         torch.testing.assert_close(
             logged[f"train/loss_{name}"].double(), value.double(), rtol=1e-6, atol=0, msg=name

@@ -3,14 +3,12 @@ the fix; never a traceback, a silent wrong run, or a half-written run folder."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import hydra
 import pytest
 import torch
+from helpers import run_train
 from omegaconf import OmegaConf
 
 from ganstyle.config import ConfigError
@@ -169,18 +167,6 @@ def test_valid_command_lines_pass_the_override_check(argv):
 
 
 # --- train.py end to end ---------------------------------------------------------------------------
-def run_train_py(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, WANDB_MODE="offline", OMP_NUM_THREADS="1", GANSTYLE_CACHE=str(cwd / "cache"))
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *overrides, f"hydra.run.dir={cwd / 'run'}"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
@@ -195,7 +181,9 @@ def run_train_py(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
 def test_train_py_answers_a_mistake_with_exit_1_one_paragraph_and_nothing_written(
     tmp_path, overrides, expected
 ):
-    result = run_train_py(tmp_path, *overrides)
+    result = run_train(
+        *overrides, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, cache=tmp_path / "cache", timeout=300
+    )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1 and expected in errors[0]

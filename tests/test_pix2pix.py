@@ -6,6 +6,7 @@ import hydra
 import numpy as np
 import pytest
 import torch
+from helpers import fit_one_batch
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -56,23 +57,6 @@ def pair_batch(seed: int = 0, size: int = SIZE) -> dict:
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(2, 2, 3, size, size, generator=generator) * 2 - 1
     return {"A": images[0], "B": images[1], "A_path": ["a0.png", "a1.png"], "B_path": ["b0.png", "b1.png"]}
-
-
-def fit_one_batch(model: Pix2Pix, batch: dict):
-    """One training batch through Lightning's Trainer (imported here: ganstyle loads first)."""
-    import lightning.pytorch as pl
-
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-    )
-    trainer.fit(model, train_dataloaders=DataLoader([batch], batch_size=None))
-    return trainer
 
 
 def test_reference_config_is_unet_256_and_a_conditional_patchgan_with_the_reference_counts(compose_config):
