@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 
 from ganstyle.utils.lightning_compat import (
+    csv_logger_experiment_keeping_rows,
     ddp_kwargs,
     default_logs_on_epoch,
     launches_by_rerunning_script,
@@ -32,6 +33,11 @@ PRIVATE_NAMES = (
     "_ddp_kwargs",
     "_SubprocessScriptLauncher",
     "_logger_connector",
+    "_check_log_dir_exists",
+    "_record_new_keys",
+    "_rewrite_with_new_header",
+    "._experiment",
+    "._fs",
 )
 
 
@@ -85,6 +91,28 @@ def test_trainer_still_has_a_logger_connector_that_says_when_loggers_write():
     with lightning_internal("Trainer._logger_connector.should_update_logs", "loggers_write_this_step"):
         connector = pl.Trainer(logger=False, enable_progress_bar=False)._logger_connector
         assert isinstance(type(connector).should_update_logs, property)
+
+
+def test_csv_logger_still_builds_its_writer_through_the_internals_a_resumed_run_overrides(tmp_path):
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    internals = "CSVLogger._experiment/_fs or ExperimentWriter's _check_log_dir_exists/_record_new_keys"
+    with lightning_internal(internals, "csv_logger_experiment_keeping_rows"):
+        for method in ("_check_log_dir_exists", "_record_new_keys", "_rewrite_with_new_header"):
+            assert callable(getattr(ExperimentWriter, method))
+        # The writer's __init__ is where Lightning deletes an existing metrics.csv.
+        assert "self._check_log_dir_exists()" in inspect.getsource(
+            inspect.getmro(ExperimentWriter)[1].__init__
+        )
+        logger = CSVLogger(tmp_path, name="run", version=0)
+        assert logger._experiment is None and logger._fs is not None
+    (tmp_path / "run" / "version_0").mkdir(parents=True)
+    (tmp_path / "run" / "version_0" / "metrics.csv").write_text("a,epoch,step\n1.0,0,0\n")
+    writer = csv_logger_experiment_keeping_rows(logger, keep_earlier_rows=True)
+    writer.log_metrics({"a": 2.0, "epoch": 1}, step=1)
+    writer.save()
+    lines = (tmp_path / "run" / "version_0" / "metrics.csv").read_text().splitlines()
+    assert lines == ["a,epoch,step", "1.0,0,0", "2.0,1,1"]
 
 
 def test_ddp_kwargs_and_script_relaunch_read_real_strategies():

@@ -10,9 +10,8 @@ from typing import Any
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from ganstyle.utils.metrics_csv import read_metrics_csv, rows_logged_before, step_of, write_csv_atomically
+from ganstyle.utils.lightning_compat import csv_logger_experiment_keeping_rows
 
 WANDB_HOST = "api.wandb.ai"
 
@@ -111,41 +110,8 @@ class RunCSVLogger(CSVLogger):
 
     @property
     @rank_zero_experiment
-    def experiment(self) -> ContinuingExperimentWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = ContinuingExperimentWriter(self.log_dir, self.keeps_earlier_rows)
-        return self._experiment
-
-
-class ContinuingExperimentWriter(ExperimentWriter):
-    """Lightning's CSV experiment writer, keeping the earlier rows when asked (see :class:`RunCSVLogger`)."""
-
-    def __init__(self, log_dir: str, keep_earlier_rows: bool = False) -> None:
-        self._keep_earlier_rows = keep_earlier_rows
-        self._earlier_rows: list[dict[str, str]] = []
-        super().__init__(log_dir=log_dir)
-
-    def _check_log_dir_exists(self) -> None:  # called by Lightning's __init__, where it deletes the file
-        if not self._keep_earlier_rows:
-            super()._check_log_dir_exists()
-            return
-        self.metrics_keys, self._earlier_rows = read_metrics_csv(self.metrics_file_path)
-
-    def save(self) -> None:
-        if not (self._earlier_rows and self.metrics):
-            super().save()
-            return
-        first_step = min(step_of(row) for row in self.metrics)
-        self._record_new_keys()
-        kept = rows_logged_before(self._earlier_rows, first_step)
-        write_csv_atomically(self.metrics_file_path, self.metrics_keys, [*kept, *self.metrics])
-        self._earlier_rows = []
-        self.metrics = []
-
-    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
-        _, rows = read_metrics_csv(self.metrics_file_path)
-        write_csv_atomically(self.metrics_file_path, fieldnames, rows)
+    def experiment(self) -> Any:
+        return csv_logger_experiment_keeping_rows(self, self.keeps_earlier_rows)
 
 
 def continue_earlier_rows(loggers: list[Any]) -> None:

@@ -1,6 +1,6 @@
 """Every use of Lightning's private internals, in one place.
 
-Lightning exposes no public API for these four facts, and ganstyle needs each of them. The internals
+Lightning exposes no public API for these five facts, and ganstyle needs each of them. The internals
 they rely on may move or be renamed in any Lightning release, so each has one small function here and
 ``tests/test_lightning_compat.py`` checks every one against the installed version: an upgrade that
 moves one fails that test by name instead of failing deep inside a training run. Private modules are
@@ -65,3 +65,64 @@ def loggers_write_this_step(trainer: Any) -> bool:
     """
     connector = getattr(trainer, "_logger_connector", None)
     return bool(connector.should_update_logs) if connector is not None else True
+
+
+def csv_logger_experiment_keeping_rows(logger: Any, keep_earlier_rows: bool) -> Any:
+    """The experiment writer of a ``CSVLogger``, built on first use like Lightning's, but one that keeps
+    the rows already in its ``metrics.csv`` when ``keep_earlier_rows`` (a resumed run's file).
+
+    Relies on ``CSVLogger._experiment`` and ``._fs`` (where the logger keeps its writer and file
+    system) and on ``ExperimentWriter._check_log_dir_exists`` (called by the writer's ``__init__``,
+    where Lightning deletes an existing ``metrics.csv``), ``_record_new_keys`` and
+    ``_rewrite_with_new_header``: Lightning offers no way to continue a metrics file, and deleting it
+    before the resumed run has written anything would lose the earlier rows on any crash in between.
+    """
+    if logger._experiment is None:
+        logger._fs.makedirs(logger.root_dir, exist_ok=True)
+        logger._experiment = _continuing_writer_class()(logger.log_dir, keep_earlier_rows)
+    return logger._experiment
+
+
+_CONTINUING_WRITER: type | None = None
+
+
+def _continuing_writer_class() -> type:
+    """Lightning's CSV ``ExperimentWriter``, keeping earlier rows when asked (see above); every whole-
+    file rewrite goes through a temporary file, so a crash never leaves the file truncated."""
+    global _CONTINUING_WRITER
+    if _CONTINUING_WRITER is not None:
+        return _CONTINUING_WRITER
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    from ganstyle.utils.metrics_csv import read_metrics_csv, rows_logged_before, step_of, write_csv_atomically
+
+    class ContinuingExperimentWriter(ExperimentWriter):
+        def __init__(self, log_dir: str, keep_earlier_rows: bool = False) -> None:
+            self._keep_earlier_rows = keep_earlier_rows
+            self._earlier_rows: list[dict[str, str]] = []
+            super().__init__(log_dir=log_dir)
+
+        def _check_log_dir_exists(self) -> None:
+            if not self._keep_earlier_rows:
+                super()._check_log_dir_exists()
+                return
+            self.metrics_keys, self._earlier_rows = read_metrics_csv(self.metrics_file_path)
+
+        def save(self) -> None:
+            if not (self._earlier_rows and self.metrics):
+                super().save()
+                return
+            # The first save of a resumed run: earlier rows up to its first step, then its own rows.
+            first_step = min(step_of(row) for row in self.metrics)
+            self._record_new_keys()
+            kept = rows_logged_before(self._earlier_rows, first_step)
+            write_csv_atomically(self.metrics_file_path, self.metrics_keys, [*kept, *self.metrics])
+            self._earlier_rows = []
+            self.metrics = []
+
+        def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+            _, rows = read_metrics_csv(self.metrics_file_path)
+            write_csv_atomically(self.metrics_file_path, fieldnames, rows)
+
+    _CONTINUING_WRITER = ContinuingExperimentWriter
+    return _CONTINUING_WRITER
