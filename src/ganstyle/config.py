@@ -164,13 +164,6 @@ def validate_model_config(model: DictConfig | dict[str, Any]) -> None:
         )
 
 
-def to_plain(value: Any) -> Any:
-    """A resolved, container-free copy of a config node (what checkpoints store as hyperparameters)."""
-    if isinstance(value, DictConfig) or OmegaConf.is_config(value):
-        return OmegaConf.to_container(value, resolve=True)
-    return value
-
-
 def rewrite_null_group_overrides(argv: list[str], config_dir: str) -> list[str]:
     """Turn ``group=null`` into Hydra's ``~group`` for config groups (e.g. ``experiment=null``).
 
