@@ -19,6 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import nn
 
 from ganstyle.utils.lightning_compat import (
+    ConvertedHyperparameters,
     csv_logger_experiment_keeping_rows,
     ddp_kwargs,
     default_logs_on_epoch,
@@ -38,6 +39,7 @@ PRIVATE_NAMES = (
     "_rewrite_with_new_header",
     "._experiment",
     "._fs",
+    "_set_hparams",
 )
 
 
@@ -113,6 +115,20 @@ def test_csv_logger_still_builds_its_writer_through_the_internals_a_resumed_run_
     writer.save()
     lines = (tmp_path / "run" / "version_0" / "metrics.csv").read_text().splitlines()
     assert lines == ["a,epoch,step", "1.0,0,0", "2.0,1,1"]
+
+
+class DoublingModule(ConvertedHyperparameters, pl.LightningModule):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+
+    def convert_hyperparameters(self, hyperparameters):
+        return {key: 2 * value for key, value in hyperparameters.items()}
+
+
+def test_save_hyperparameters_still_stores_through_set_hparams():
+    with lightning_internal("HyperparametersMixin._set_hparams", "ConvertedHyperparameters"):
+        assert DoublingModule(3).hparams == {"size": 6}
 
 
 def test_ddp_kwargs_and_script_relaunch_read_real_strategies():

@@ -30,7 +30,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from ganstyle.config import ConfigError, LossConfig, validate_loss_config
 from ganstyle.models.validation_metrics import ValidationMetricsMixin
 from ganstyle.utils.ddp import find_unused_parameters_for_gans
-from ganstyle.utils.lightning_compat import default_logs_on_epoch
+from ganstyle.utils.lightning_compat import ConvertedHyperparameters, default_logs_on_epoch
 from ganstyle.utils.logging_steps import logs_this_step
 from ganstyle.utils.performance import fused_optimizer_kwargs, prepare_networks
 from ganstyle.utils.random_states import restore_rng_states, rng_states
@@ -88,7 +88,7 @@ class InferenceConditioning(TypedDict, total=False):
 LEARNING_RATE_METRIC_NAMES = {"generator": "G", "discriminator": "D", "heads": "F"}
 
 
-class ImageModel(ValidationMetricsMixin, pl.LightningModule):
+class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningModule):
     """Base class of every ganstyle model: the hooks the framework calls, declared with one signature.
 
     Manual optimisation, plain-data hyperparameters, per-epoch learning-rate schedules. The class
@@ -142,11 +142,11 @@ class ImageModel(ValidationMetricsMixin, pl.LightningModule):
         cls.check_loss_config(loss)
         return loss
 
-    def _set_hparams(self, hp: Any) -> None:
+    def convert_hyperparameters(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
         # Lightning's save_hyperparameters() collects the __init__ arguments as given: Hydra passes
         # DictConfig nodes (`_recursive_=False`), which are stored resolved, as plain data, so a
         # checkpoint restores without Hydra or the config that made it.
-        super()._set_hparams(plain_data(dict(hp)) if isinstance(hp, Mapping) else hp)
+        return plain_data(hyperparameters)
 
     # --- configuration checks -------------------------------------------------------------------
     @classmethod

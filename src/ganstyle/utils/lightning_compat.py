@@ -1,6 +1,6 @@
 """Every use of Lightning's private internals, in one place.
 
-Lightning exposes no public API for these five facts, and ganstyle needs each of them. The internals
+Lightning exposes no public API for these six facts, and ganstyle needs each of them. The internals
 they rely on may move or be renamed in any Lightning release, so each has one small function here and
 ``tests/test_lightning_compat.py`` checks every one against the installed version: an upgrade that
 moves one fails that test by name instead of failing deep inside a training run. Private modules are
@@ -10,6 +10,7 @@ imported inside the functions, so a moved internal breaks only the feature that 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -126,3 +127,20 @@ def _continuing_writer_class() -> type:
 
     _CONTINUING_WRITER = ContinuingExperimentWriter
     return _CONTINUING_WRITER
+
+
+class ConvertedHyperparameters:
+    """LightningModule mixin (listed before ``LightningModule``): ``save_hyperparameters()`` stores
+    ``self.convert_hyperparameters(collected)`` instead of the ``__init__`` arguments as given.
+
+    Relies on ``HyperparametersMixin._set_hparams(hp)``, which ``save_hyperparameters`` (in
+    ``lightning.pytorch.utilities.parsing``) calls with the arguments it collected from the caller's
+    frame: the one point where every model's hyperparameters pass, so a model need not convert its
+    arguments before saving them.
+    """
+
+    def convert_hyperparameters(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+        return hyperparameters
+
+    def _set_hparams(self, hp: Any) -> None:
+        super()._set_hparams(self.convert_hyperparameters(dict(hp)) if isinstance(hp, Mapping) else hp)
