@@ -13,6 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter  # public; its methods used below are not
+
+from ganstyle.utils.metrics_csv import read_metrics_csv, rows_logged_before, step_of, write_csv_atomically
+
 
 def default_logs_on_epoch(module: Any) -> bool:
     """Lightning's own default for ``self.log(on_epoch=...)`` in the hook ``module`` is running now:
@@ -80,53 +84,41 @@ def csv_logger_experiment_keeping_rows(logger: Any, keep_earlier_rows: bool) -> 
     """
     if logger._experiment is None:
         logger._fs.makedirs(logger.root_dir, exist_ok=True)
-        logger._experiment = _continuing_writer_class()(logger.log_dir, keep_earlier_rows)
+        logger._experiment = ContinuingExperimentWriter(logger.log_dir, keep_earlier_rows)
     return logger._experiment
 
 
-_CONTINUING_WRITER: type | None = None
-
-
-def _continuing_writer_class() -> type:
+class ContinuingExperimentWriter(ExperimentWriter):
     """Lightning's CSV ``ExperimentWriter``, keeping earlier rows when asked (see above); every whole-
-    file rewrite goes through a temporary file, so a crash never leaves the file truncated."""
-    global _CONTINUING_WRITER
-    if _CONTINUING_WRITER is not None:
-        return _CONTINUING_WRITER
-    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+    file rewrite goes through a temporary file, so a crash never leaves the file truncated. At module
+    level, so a logger holding one can be pickled (``ddp_spawn`` sends the loggers to its processes)."""
 
-    from ganstyle.utils.metrics_csv import read_metrics_csv, rows_logged_before, step_of, write_csv_atomically
+    def __init__(self, log_dir: str, keep_earlier_rows: bool = False) -> None:
+        self._keep_earlier_rows = keep_earlier_rows
+        self._earlier_rows: list[dict[str, str]] = []
+        super().__init__(log_dir=log_dir)
 
-    class ContinuingExperimentWriter(ExperimentWriter):
-        def __init__(self, log_dir: str, keep_earlier_rows: bool = False) -> None:
-            self._keep_earlier_rows = keep_earlier_rows
-            self._earlier_rows: list[dict[str, str]] = []
-            super().__init__(log_dir=log_dir)
+    def _check_log_dir_exists(self) -> None:
+        if not self._keep_earlier_rows:
+            super()._check_log_dir_exists()
+            return
+        self.metrics_keys, self._earlier_rows = read_metrics_csv(self.metrics_file_path)
 
-        def _check_log_dir_exists(self) -> None:
-            if not self._keep_earlier_rows:
-                super()._check_log_dir_exists()
-                return
-            self.metrics_keys, self._earlier_rows = read_metrics_csv(self.metrics_file_path)
+    def save(self) -> None:
+        if not (self._earlier_rows and self.metrics):
+            super().save()
+            return
+        # The first save of a resumed run: earlier rows up to its first step, then its own rows.
+        first_step = min(step_of(row) for row in self.metrics)
+        self._record_new_keys()
+        kept = rows_logged_before(self._earlier_rows, first_step)
+        write_csv_atomically(self.metrics_file_path, self.metrics_keys, [*kept, *self.metrics])
+        self._earlier_rows = []
+        self.metrics = []
 
-        def save(self) -> None:
-            if not (self._earlier_rows and self.metrics):
-                super().save()
-                return
-            # The first save of a resumed run: earlier rows up to its first step, then its own rows.
-            first_step = min(step_of(row) for row in self.metrics)
-            self._record_new_keys()
-            kept = rows_logged_before(self._earlier_rows, first_step)
-            write_csv_atomically(self.metrics_file_path, self.metrics_keys, [*kept, *self.metrics])
-            self._earlier_rows = []
-            self.metrics = []
-
-        def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
-            _, rows = read_metrics_csv(self.metrics_file_path)
-            write_csv_atomically(self.metrics_file_path, fieldnames, rows)
-
-    _CONTINUING_WRITER = ContinuingExperimentWriter
-    return _CONTINUING_WRITER
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        _, rows = read_metrics_csv(self.metrics_file_path)
+        write_csv_atomically(self.metrics_file_path, fieldnames, rows)
 
 
 class ConvertedHyperparameters:
