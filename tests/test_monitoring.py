@@ -5,7 +5,9 @@ nothing to optimise stops before its first trial."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from types import SimpleNamespace
 
 import lightning.pytorch as pl
@@ -25,7 +27,7 @@ from ganstyle.models.dcgan import DCGAN
 from ganstyle.models.fast_style import FastStyleTransfer
 from ganstyle.models.gatys import GatysStyleTransfer
 from ganstyle.models.pix2pix import Pix2Pix
-from ganstyle.run.checkpointing import LastAndBestCheckpoint
+from ganstyle.run.checkpointing import AtomicCheckpointIO, LastAndBestCheckpoint, atomic_hard_link
 from ganstyle.run.monitoring import MonitoredMetricNotLoggedError, plan_monitor
 from ganstyle.run.sweeps import CheckSearchObjective
 from ganstyle.run.training import resolve_monitor, train
@@ -201,3 +203,51 @@ def test_a_metric_auto_chose_but_never_logged_only_warns_and_keeps_last_ckpt(tmp
     assert "val/fid_B (chosen by monitor.metric=auto) was not logged" in caplog.text
     assert [path.name for path in tmp_path.iterdir()] == ["last.ckpt"]
     assert torch.load(tmp_path / "last.ckpt", weights_only=False)["epoch"] == 1
+
+
+class LogsAScriptedMetric(LogsOneMetric):
+    """Logs val/score from a script: one value per validation."""
+
+    def __init__(self, scores: list[float]) -> None:
+        super().__init__()
+        self.scores = scores
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/score", self.scores[self.current_epoch])
+
+
+@pytest.mark.parametrize(
+    ("scores", "shared_at_end"),
+    [([1.0, 2.0, 3.0], True), ([1.0, 3.0, 2.0], False)],
+    ids=["improves every epoch", "best in the middle"],
+)
+def test_last_ckpt_shares_the_best_file_when_both_hold_the_same_step(tmp_path, scores, shared_at_end):
+    checkpoint = LastAndBestCheckpoint(
+        dirpath=tmp_path, filename="epoch{epoch:03d}", monitor="val/score", mode="max", save_last=True,
+        save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False,
+    )  # fmt: skip
+    trainer = two_epoch_trainer(checkpoint)
+    trainer.fit_loop.max_epochs = len(scores)
+    trainer.fit(LogsAScriptedMetric(scores))
+    best_epoch = scores.index(max(scores))
+    best, last = tmp_path / f"epoch{best_epoch:03d}.ckpt", tmp_path / "last.ckpt"
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([best.name, "last.ckpt"])
+    assert best.samefile(last) is shared_at_end  # one file on disk when last is also the best
+    assert torch.load(last, weights_only=False)["epoch"] == len(scores) - 1
+    assert torch.load(best, weights_only=False)["epoch"] == best_epoch
+    # A later write to last.ckpt replaces it with a new file: the best checkpoint keeps its epoch.
+    AtomicCheckpointIO().save_checkpoint({"epoch": 99, "state_dict": {}}, last)
+    assert torch.load(best, weights_only=False)["epoch"] == best_epoch
+
+
+def test_last_ckpt_is_a_copy_where_the_filesystem_has_no_hard_links(tmp_path, monkeypatch):
+    def no_links(*args):
+        raise OSError(errno.EPERM, "hard links are not supported")
+
+    source = tmp_path / "epoch000.ckpt"
+    torch.save({"epoch": 0}, source)
+    monkeypatch.setattr(os, "link", no_links)
+    atomic_hard_link(source, tmp_path / "last.ckpt")
+    assert not source.samefile(tmp_path / "last.ckpt")
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False) == {"epoch": 0}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["epoch000.ckpt", "last.ckpt"]

@@ -50,6 +50,11 @@ def test_training_run_ends_with_a_self_contained_report_of_every_section(tiny_cy
     assert "python train.py " + " ".join(overrides) in page
     assert "python train.py trainer.fast_dev_run=false trainer.max_epochs=1 " in page
     assert str(tiny_cyclegan_run / "checkpoints" / "last.ckpt") in page and "best (val/psnr_B=" in page
+    # One epoch: the best checkpoint and last.ckpt hold the same step, so they are one file on disk.
+    assert (tiny_cyclegan_run / "checkpoints" / "epoch000.ckpt").samefile(
+        tiny_cyclegan_run / "checkpoints" / "last.ckpt"
+    )
+    assert "same file as epoch000.ckpt" in page
     assert "_target_: ganstyle.models.cyclegan.CycleGAN" in page
     assert str(tiny_cyclegan_run) in page  # ${paths.output_dir} resolved through .hydra/hydra.yaml
     assert "http://" not in page and "https://" not in page and "src='//" not in page

@@ -278,8 +278,18 @@ def read_checkpoints(
         if best and best[0] and Path(best[0]).name == path.name:
             score = f"{best[2]}={best[1]:.4g}" if best[1] is not None and best[2] else ""
             roles.append(f"best ({score})" if score else "best")
+        shared = [other.name for other in paths if other != path and _same_file(other, path)]
+        if shared:  # last.ckpt hard-linked to the best file: one copy on disk
+            roles.append(f"same file as {', '.join(shared)}")
         entries.append(CheckpointEntry(path=path, size_mb=path.stat().st_size / 2**20, roles=roles))
     return entries
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.samefile(second)
+    except OSError:
+        return False
 
 
 def best_from_checkpoint(last: Path) -> tuple[str, float | None, str | None] | None:

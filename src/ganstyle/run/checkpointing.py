@@ -7,7 +7,8 @@
   NaN or inf, and a failed write (``ENOSPC``) raises :class:`CheckpointWriteError` with the previous
   file untouched.
 - :class:`LastAndBestCheckpoint` is Lightning's ModelCheckpoint with ``last.ckpt`` written at every
-  save point, not only when the monitored metric improved.
+  save point, not only when the monitored metric improved, and hard-linked to the best checkpoint
+  when both hold the same step (one file's disk space instead of two).
 - :func:`slurm_environment` enables Lightning's SLURM requeue when running under SLURM.
 
 Resuming (which checkpoint, whether it fits the configured model) lives in ``ganstyle.run.resuming``.
@@ -19,6 +20,7 @@ import errno
 import glob
 import logging
 import os
+import shutil
 import signal
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -89,6 +91,32 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     finally:
         if temp is not None:
             temp.unlink(missing_ok=True)
+
+
+def atomic_hard_link(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Make ``path`` name the same file as ``source``, replacing ``path`` all at once.
+
+    The link is made under a temporary name and renamed over ``path``, so ``path`` is never missing
+    or partial. Where the filesystem has no hard links, ``source`` is copied instead (same atomic
+    rename). Later writes to either name go through :func:`atomic_torch_save`, which replaces that
+    name with a new file, so the other one keeps its contents.
+    """
+    source, path = Path(source), Path(path)
+    temp = path.parent / f".{path.name}.{os.getpid()}.link.tmp"
+    try:
+        temp.unlink(missing_ok=True)
+        try:
+            os.link(source, temp)
+        except OSError:  # no hard links here (some network and FAT filesystems): copy
+            shutil.copyfile(source, temp)
+            with open(temp, "rb+") as file:
+                os.fsync(file.fileno())
+        os.replace(temp, path)
+        _fsync_folder(path.parent)
+    except OSError as error:
+        raise CheckpointWriteError(_write_error_message(path, error)) from error
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -167,13 +195,22 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class LastAndBestCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint, except that ``last.ckpt`` is written at every save point.
+    """Lightning's ModelCheckpoint, except that ``last.ckpt`` is written at every save point and
+    shares its file with a checkpoint written at the same step.
 
     Lightning 2.6 writes ``last.ckpt`` only when a top-k checkpoint was written at the same step, i.e.
     when the monitored metric improved (or at the end of training). A run whose metric plateaued and
     then crashed would resume from its best epoch and silently lose the epochs since. Here, whenever
     an epoch (or ``every_n_train_steps``) save point passes without any file written, ``last.ckpt``
     is written anyway; top-k selection is unchanged.
+
+    When the metric improved, the top-k file and ``last.ckpt`` hold the same step: ``last.ckpt`` is
+    then a hard link to that file (see :func:`atomic_hard_link`) instead of a second copy, which
+    halves a run's checkpoint disk use (a default CycleGAN run: about 190 MB instead of 380 MB).
+    Unlike Lightning's ``save_last="link"`` (a symbolic link) it survives the best file being
+    replaced or deleted, and moving the run folder. The two differ only in the callback state stored
+    inside: the shared file records the ``last_model_path`` of the step before, which resuming
+    does not need (``last.ckpt`` is found by name).
 
     A monitored metric missing after a validation (one that could not be checked before training,
     see ganstyle.run.monitoring) writes ``last.ckpt`` first and then stops the run with a
@@ -207,6 +244,27 @@ class LastAndBestCheckpoint(ModelCheckpoint):
                 "same `hydra.run.dir`."
             )
         super()._save_topk_checkpoint(trainer, monitor_candidates)
+
+    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        written_now = (
+            self._last_checkpoint_saved if self._last_global_step_saved == trainer.global_step else ""
+        )
+        filepath = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
+        if (
+            not self.save_last
+            or self._enable_version_counter
+            or not written_now
+            or "://" in str(filepath)
+            or os.path.abspath(written_now) == os.path.abspath(filepath)
+        ):
+            super()._save_last_checkpoint(trainer, monitor_candidates)
+            return
+        previous, self.last_model_path = self.last_model_path, filepath
+        if trainer.is_global_zero:
+            atomic_hard_link(written_now, filepath)
+        trainer.strategy.barrier()
+        if previous and self._should_remove_checkpoint(trainer, previous, filepath):
+            self._remove_checkpoint(trainer, previous)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args)
