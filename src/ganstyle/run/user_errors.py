@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from ganstyle.config import ConfigError
-from ganstyle.run.config_checks import nearest_argument_hint
+from ganstyle.run.argument_types import nearest_argument_hint
 
 
 def user_error_message(error: BaseException) -> str | None:
