@@ -20,6 +20,7 @@ from torch import nn
 
 from ganstyle.utils.lightning_compat import (
     ConvertedHyperparameters,
+    attached_trainer,
     csv_logger_experiment_keeping_rows,
     ddp_kwargs,
     default_logs_on_epoch,
@@ -40,6 +41,7 @@ PRIVATE_NAMES = (
     "._experiment",
     "._fs",
     "_set_hparams",
+    "._trainer",
 )
 
 
@@ -129,6 +131,15 @@ class DoublingModule(ConvertedHyperparameters, pl.LightningModule):
 def test_save_hyperparameters_still_stores_through_set_hparams():
     with lightning_internal("HyperparametersMixin._set_hparams", "ConvertedHyperparameters"):
         assert DoublingModule(3).hparams == {"size": 6}
+
+
+def test_a_module_still_says_whether_a_trainer_runs_it():
+    module = RecordingModule()
+    with lightning_internal("LightningModule._trainer", "attached_trainer"):
+        assert attached_trainer(module) is None
+        trainer = pl.Trainer(accelerator="cpu", logger=False)
+        module.trainer = trainer
+        assert attached_trainer(module) is trainer
 
 
 def test_ddp_kwargs_and_script_relaunch_read_real_strategies():

@@ -30,7 +30,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from ganstyle.config import ConfigError, LossConfig, validate_loss_config
 from ganstyle.models.validation_metrics import ValidationMetricsMixin
 from ganstyle.utils.ddp import find_unused_parameters_for_gans
-from ganstyle.utils.lightning_compat import ConvertedHyperparameters, default_logs_on_epoch
+from ganstyle.utils.lightning_compat import ConvertedHyperparameters, attached_trainer, default_logs_on_epoch
 from ganstyle.utils.logging_steps import logs_this_step
 from ganstyle.utils.performance import fused_optimizer_kwargs, prepare_networks
 from ganstyle.utils.random_states import restore_rng_states, rng_states
@@ -209,7 +209,7 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
                 f"its optimizer_names {self.optimizer_names}."
             )
         finite = bool(torch.isfinite(torch.stack([t.detach().float().sum() for t in terms.values()])).all())
-        if self._trainer is not None and self.trainer.world_size > 1:
+        if attached_trainer(self) is not None and self.trainer.world_size > 1:
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         if finite:
             return True
@@ -265,7 +265,7 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         without gradients; see ganstyle.utils.ddp), then the speed switches convert the networks.
         A subclass overriding setup calls ``super().setup(stage)``.
         """
-        if self._trainer is not None:
+        if attached_trainer(self) is not None:
             find_unused_parameters_for_gans(self.trainer.strategy)
         prepare_networks(self, channels_last=self.channels_last, compile=self.compile_networks)
 
@@ -298,7 +298,7 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         other steps anyway. ``trainer.callback_metrics`` and the progress bar therefore hold the
         latest written step. Without loggers (tests, ``logger=none``) every step is logged.
         """
-        if self._trainer is not None and not logs_this_step(self.trainer):
+        if attached_trainer(self) is not None and not logs_this_step(self.trainer):
             return
         self.log_dict(dict(values), batch_size=batch_size)
         if progress_bar:
@@ -388,7 +388,7 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         state = checkpoint.get("ganstyle_training_state") or {}
         self.skipped_steps = int(state.get("skipped_steps", 0))
         # Only when a trainer resumes: load_from_checkpoint for inference must not reseed the caller.
-        if self._trainer is not None and "rng" in state:
+        if attached_trainer(self) is not None and "rng" in state:
             restore_rng_states(state["rng"])
 
 

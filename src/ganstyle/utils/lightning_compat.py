@@ -1,6 +1,6 @@
 """Every use of Lightning's private internals, in one place.
 
-Lightning exposes no public API for these six facts, and ganstyle needs each of them. The internals
+Lightning exposes no public API for these seven facts, and ganstyle needs each of them. The internals
 they rely on may move or be renamed in any Lightning release, so each has one small function here and
 ``tests/test_lightning_compat.py`` checks every one against the installed version: an upgrade that
 moves one fails that test by name instead of failing deep inside a training run. Private modules are
@@ -33,6 +33,16 @@ def default_logs_on_epoch(module: Any) -> bool:
         return _FxValidator.get_default_logging_levels(module._current_fx_name, None, None)[1]
     except (KeyError, TypeError, AssertionError):  # not inside a hook Lightning knows
         return False
+
+
+def attached_trainer(module: Any) -> Any | None:
+    """The Trainer running ``module``, or None when it runs without one (a bare forward pass,
+    ``load_from_checkpoint`` for inference, a test calling a step directly).
+
+    Relies on ``LightningModule._trainer``: the public ``module.trainer`` raises when no trainer is
+    attached, and the models' hooks must work in both cases without catching every RuntimeError.
+    """
+    return getattr(module, "_trainer", None)
 
 
 def ddp_kwargs(strategy: Any) -> dict[str, Any] | None:
