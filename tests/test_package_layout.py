@@ -166,10 +166,14 @@ def test_package_root_holds_no_run_machinery():
 
 
 # The layers below the run layer: the run layer builds them from the config, never the other way.
-LAYERS_BELOW_RUN = ("models", "networks", "losses", "data", "metrics", "utils", "inference")
+# Callbacks and the report read what a run leaves; facts about the Hydra job they need come from
+# ganstyle.utils.hydra_jobs.
+LAYERS_BELOW_RUN = (
+    "models", "networks", "losses", "data", "metrics", "utils", "inference", "callbacks", "report",
+)  # fmt: skip
 
 
-def test_models_and_their_parts_never_import_the_run_layer():
+def test_models_their_parts_callbacks_and_the_report_never_import_the_run_layer():
     modules = package_modules()
     below = {
         name: path
@@ -183,8 +187,9 @@ def test_models_and_their_parts_never_import_the_run_layer():
         if imported == "ganstyle.run" or imported.startswith("ganstyle.run.")
     ]
     assert not offenders, (
-        "a model (or a part it is built from) imports the run layer; the run layer depends on models, "
-        "so move the helper to ganstyle/utils/ or the folder of its concern:\n" + "\n".join(offenders)
+        "a model (or a part it is built from, a callback, the report) imports the run layer; the run layer "
+        "depends on them, so move the helper to ganstyle/utils/ or the folder of its concern:\n"
+        + "\n".join(offenders)
     )
 
 

@@ -13,13 +13,9 @@ from omegaconf import open_dict, read_write
 
 from ganstyle.config import ConfigError
 from ganstyle.run.loggers import make_wandb_logger
-from ganstyle.run.sweeps import (
-    FAILED_FILE,
-    ReportFailedJobs,
-    failed_jobs,
-    report_failures_in_multirun,
-)
+from ganstyle.run.sweeps import ReportFailedJobs, failed_jobs, report_failures_in_multirun
 from ganstyle.run.training import train
+from ganstyle.utils.hydra_jobs import FAILED_FILE
 
 TINY = TINY_SWEEP_JOB
 

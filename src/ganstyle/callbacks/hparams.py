@@ -67,7 +67,7 @@ class HParamsSummary(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.fast_dev_run:  # a smoke test: no metrics worth comparing
             return
-        from ganstyle.run.sweeps import is_multirun
+        from ganstyle.utils.hydra_jobs import is_multirun
 
         loggers = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
         if not loggers and not is_multirun():

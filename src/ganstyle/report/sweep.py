@@ -25,7 +25,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from ganstyle.report.collect import MetricSummary, read_metrics, read_monitor, summarize
-from ganstyle.run.sweeps import FAILED_FILE
+from ganstyle.utils.hydra_jobs import FAILED_FILE
 
 JOB_FILE = "job.yaml"  # per job: number, status, objective, start time, wall time
 SWEEP_MARKERS = ("multirun.yaml", "optimization_results.yaml", "failed_jobs.txt")

@@ -22,7 +22,7 @@ import lightning.pytorch as pl
 from omegaconf import DictConfig, OmegaConf
 
 from ganstyle.config import ConfigError
-from ganstyle.run.sweeps import is_multirun
+from ganstyle.utils.hydra_jobs import is_multirun
 from ganstyle.utils.lightning_compat import launches_by_rerunning_script
 
 log = logging.getLogger(__name__)

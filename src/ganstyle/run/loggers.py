@@ -59,7 +59,8 @@ def make_wandb_logger(
     """
     from lightning.pytorch.loggers import WandbLogger
 
-    from ganstyle.run.sweeps import sweep_group_name, wandb_run_name
+    from ganstyle.run.sweeps import wandb_run_name
+    from ganstyle.utils.hydra_jobs import sweep_group_name
 
     group = group if group is not None else sweep_group_name()
     name = wandb_run_name(name)

@@ -2,8 +2,8 @@
 
 ``python train.py -m loss.cycle_weight=5,10`` runs one job per point, each in
 ``outputs/<task>/multiruns/<timestamp>/<job number>/`` with its own W&B run, grouped under the sweep
-folder's name (see :func:`sweep_group_name`). In a multirun, :func:`report_failures_in_multirun`
-turns a job's exception into
+folder's name (see :func:`ganstyle.utils.hydra_jobs.sweep_group_name`). In a multirun,
+:func:`report_failures_in_multirun` turns a job's exception into
 
 - the traceback in the job's log and in ``<job dir>/FAILED`` (with the job's overrides),
 - a return value of ``None``, which the basic sweeper ignores and the Optuna sweeper records as a
@@ -28,41 +28,14 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from ganstyle.run.ranks import process_rank
+from ganstyle.utils.hydra_jobs import (
+    FAILED_FILE,
+    is_multirun,
+    job_number,
+    running_hydra_config,
+)
 
 log = logging.getLogger(__name__)
-
-FAILED_FILE = "FAILED"
-
-
-def _hydra_config() -> DictConfig | None:
-    from hydra.core.hydra_config import HydraConfig
-
-    return HydraConfig.get() if HydraConfig.initialized() else None
-
-
-def is_multirun() -> bool:
-    """True inside a job of ``python train.py -m ...`` (any sweeper, any launcher)."""
-    from hydra.types import RunMode
-
-    hydra_cfg = _hydra_config()
-    return hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
-
-
-def sweep_group_name() -> str | None:
-    """The sweep folder's name (its timestamp) inside a multirun job, else None.
-
-    Used as the W&B group so a sweep's runs appear together; each job is one run of the group.
-    """
-    if not is_multirun():
-        return None
-    return Path(str(_hydra_config().sweep.dir)).name
-
-
-def job_number() -> int | None:
-    """This job's number within the sweep (its sub-folder's name), None outside a multirun."""
-    if not is_multirun():
-        return None
-    return int(_hydra_config().job.num)
 
 
 def report_failures_in_multirun(
@@ -103,7 +76,7 @@ def check_search_objective(cfg: DictConfig) -> None:
     """
     from ganstyle.config import ConfigError
 
-    hydra_cfg = _hydra_config()
+    hydra_cfg = running_hydra_config()
     optimises = hydra_cfg is not None and "direction" in (hydra_cfg.get("sweeper") or {})
     if optimises and (cfg.get("monitor") or {}).get("metric") == "auto":
         raise ConfigError(
@@ -116,7 +89,7 @@ def check_search_objective(cfg: DictConfig) -> None:
 
 def write_failure_report(error: BaseException, message: str | None = None) -> Path | None:
     """Write ``<job dir>/FAILED`` (``FAILED.rank<k>`` from other ranks): overrides, error, traceback."""
-    hydra_cfg = _hydra_config()
+    hydra_cfg = running_hydra_config()
     if hydra_cfg is None:
         return None
     job_dir = Path(str(hydra_cfg.runtime.output_dir))
