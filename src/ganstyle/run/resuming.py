@@ -19,13 +19,16 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ganstyle.config import ConfigError
 from ganstyle.run.checkpointing import listed
 from ganstyle.utils.schedulers import with_schedule_length_of_old_checkpoints
+
+if TYPE_CHECKING:
+    from ganstyle.models.base import ImageModel
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +151,7 @@ def load_checkpoint_for_check(ckpt_path: str | os.PathLike) -> dict[str, Any]:
 
 
 def check_resume_compatible(
-    ckpt_path: str | os.PathLike, model: torch.nn.Module, allow_changed: Iterable[str] = ()
+    ckpt_path: str | os.PathLike, model: ImageModel, allow_changed: Iterable[str] = ()
 ) -> None:
     """Stop before fitting when ``ckpt_path`` was written by another model class or another model
     config (hyperparameters or weight shapes), naming what differs.
