@@ -151,9 +151,10 @@ class LogsOneMetric(pl.LightningModule):
         return self.loader()
 
 
-def two_epoch_trainer(checkpoint: LastAndBestCheckpoint) -> pl.Trainer:
+def two_epoch_trainer(checkpoint: LastAndBestCheckpoint, plugins: list | None = None) -> pl.Trainer:
     return pl.Trainer(
         max_epochs=2,
+        plugins=plugins,
         callbacks=[checkpoint],
         logger=False,
         enable_progress_bar=False,
@@ -216,17 +217,22 @@ class LogsAScriptedMetric(LogsOneMetric):
         self.log("val/score", self.scores[self.current_epoch])
 
 
+def best_and_last_by_score(folder) -> LastAndBestCheckpoint:
+    """The default config's checkpointing (epochNNN.ckpt, last.ckpt), watching val/score."""
+    return LastAndBestCheckpoint(
+        dirpath=folder, filename="epoch{epoch:03d}", monitor="val/score", mode="max", save_last=True,
+        save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("scores", "shared_at_end"),
     [([1.0, 2.0, 3.0], True), ([1.0, 3.0, 2.0], False)],
     ids=["improves every epoch", "best in the middle"],
 )
 def test_last_ckpt_shares_the_best_file_when_both_hold_the_same_step(tmp_path, scores, shared_at_end):
-    checkpoint = LastAndBestCheckpoint(
-        dirpath=tmp_path, filename="epoch{epoch:03d}", monitor="val/score", mode="max", save_last=True,
-        save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False,
-    )  # fmt: skip
-    trainer = two_epoch_trainer(checkpoint)
+    checkpoint = best_and_last_by_score(tmp_path)
+    trainer = two_epoch_trainer(checkpoint, plugins=[AtomicCheckpointIO()])
     trainer.fit_loop.max_epochs = len(scores)
     trainer.fit(LogsAScriptedMetric(scores))
     best_epoch = scores.index(max(scores))
@@ -251,3 +257,11 @@ def test_last_ckpt_is_a_copy_where_the_filesystem_has_no_hard_links(tmp_path, mo
     assert not source.samefile(tmp_path / "last.ckpt")
     assert torch.load(tmp_path / "last.ckpt", weights_only=False) == {"epoch": 0}
     assert sorted(path.name for path in tmp_path.iterdir()) == ["epoch000.ckpt", "last.ckpt"]
+
+
+def test_last_ckpt_stays_a_separate_file_when_another_writer_saves_checkpoints(tmp_path):
+    # Only AtomicCheckpointIO is known to replace a file rather than rewrite it: with another writer a
+    # shared file could be truncated under the best checkpoint, so last.ckpt gets its own copy.
+    checkpoint = best_and_last_by_score(tmp_path)
+    two_epoch_trainer(checkpoint).fit(LogsAScriptedMetric([1.0, 2.0]))
+    assert not (tmp_path / "epoch001.ckpt").samefile(tmp_path / "last.ckpt")

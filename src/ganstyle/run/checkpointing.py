@@ -205,7 +205,8 @@ class LastAndBestCheckpoint(ModelCheckpoint):
     is written anyway; top-k selection is unchanged.
 
     When the metric improved, the top-k file and ``last.ckpt`` hold the same step: ``last.ckpt`` is
-    then a hard link to that file (see :func:`atomic_hard_link`) instead of a second copy, which
+    then a hard link to that file (see :func:`atomic_hard_link`) instead of a second copy, when
+    checkpoints are written by :class:`AtomicCheckpointIO` (the default plugin), which
     halves the checkpoint disk use of a run whose last epoch is its best (a quick-start CycleGAN run:
     one 190 MB file instead of two).
     Unlike Lightning's ``save_last="link"`` (a symbolic link) it survives the best file being
@@ -254,6 +255,8 @@ class LastAndBestCheckpoint(ModelCheckpoint):
         if (
             not self.save_last
             or self._enable_version_counter
+            # Only a writer that replaces files (never rewrites one in place) keeps the linked best intact.
+            or not isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
             or not written_now
             or "://" in str(filepath)
             or os.path.abspath(written_now) == os.path.abspath(filepath)
