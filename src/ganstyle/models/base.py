@@ -209,8 +209,9 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
                 f"its optimizer_names {self.optimizer_names}."
             )
         finite = bool(torch.isfinite(torch.stack([t.detach().float().sum() for t in terms.values()])).all())
-        if attached_trainer(self) is not None and self.trainer.world_size > 1:
-            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        trainer = attached_trainer(self)
+        if trainer is not None and trainer.world_size > 1:
+            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
         if finite:
             return True
         self.skipped_steps += 1
@@ -265,8 +266,9 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         without gradients; see ganstyle.utils.ddp), then the speed switches convert the networks.
         A subclass overriding setup calls ``super().setup(stage)``.
         """
-        if attached_trainer(self) is not None:
-            find_unused_parameters_for_gans(self.trainer.strategy)
+        trainer = attached_trainer(self)
+        if trainer is not None:
+            find_unused_parameters_for_gans(trainer.strategy)
         prepare_networks(self, channels_last=self.channels_last, compile=self.compile_networks)
 
     def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
@@ -298,7 +300,8 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         other steps anyway. ``trainer.callback_metrics`` and the progress bar therefore hold the
         latest written step. Without loggers (tests, ``logger=none``) every step is logged.
         """
-        if attached_trainer(self) is not None and not logs_this_step(self.trainer):
+        trainer = attached_trainer(self)
+        if trainer is not None and not logs_this_step(trainer):
             return
         self.log_dict(dict(values), batch_size=batch_size)
         if progress_bar:
