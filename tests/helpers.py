@@ -1,6 +1,6 @@
 """What several test modules share: running `train.py` as a user does, one batch through a Trainer,
-one intra-op thread, and the
-bad-input checks every perceptual-loss model must pass (a missing style image, missing VGG weights)."""
+one intra-op thread, and the bad-input checks every perceptual-loss model must pass (a missing style
+image, missing VGG weights)."""
 
 from __future__ import annotations
 

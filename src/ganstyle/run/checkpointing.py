@@ -205,14 +205,13 @@ class LastAndBestCheckpoint(ModelCheckpoint):
     is written anyway; top-k selection is unchanged.
 
     When the metric improved, the top-k file and ``last.ckpt`` hold the same step: ``last.ckpt`` is
-    then a hard link to that file (see :func:`atomic_hard_link`) instead of a second copy, when
-    checkpoints are written by :class:`AtomicCheckpointIO` (the default plugin), which
-    halves the checkpoint disk use of a run whose last epoch is its best (a quick-start CycleGAN run:
-    one 190 MB file instead of two).
-    Unlike Lightning's ``save_last="link"`` (a symbolic link) it survives the best file being
-    replaced or deleted, and moving the run folder. The two differ only in the callback state stored
-    inside: the shared file records the ``last_model_path`` of the step before, which resuming
-    does not need (``last.ckpt`` is found by name).
+    then a hard link to that file (see :func:`atomic_hard_link`) instead of a second copy, provided
+    :class:`AtomicCheckpointIO` (the default plugin) writes the checkpoints. That halves the
+    checkpoint disk use of a run whose last epoch is its best (a quick-start CycleGAN run: one 190 MB
+    file instead of two). Unlike Lightning's ``save_last="link"`` (a symbolic link) it survives the
+    best file being replaced or deleted, and moving the run folder. The two differ only in the
+    callback state stored inside: the shared file records the ``last_model_path`` of the step
+    before, which resuming does not need (``last.ckpt`` is found by name).
 
     A monitored metric missing after a validation (one that could not be checked before training,
     see ganstyle.run.monitoring) writes ``last.ckpt`` first and then stops the run with a
