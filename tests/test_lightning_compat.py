@@ -26,6 +26,7 @@ from ganstyle.utils.lightning_compat import (
     default_logs_on_epoch,
     launches_by_rerunning_script,
     loggers_write_this_step,
+    stop_after_this_batch,
 )
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ganstyle"
@@ -42,6 +43,7 @@ PRIVATE_NAMES = (
     "._fs",
     "_set_hparams",
     "._trainer",
+    "_signal_connector",
 )
 
 
@@ -95,6 +97,14 @@ def test_trainer_still_has_a_logger_connector_that_says_when_loggers_write():
     with lightning_internal("Trainer._logger_connector.should_update_logs", "loggers_write_this_step"):
         connector = pl.Trainer(logger=False, enable_progress_bar=False)._logger_connector
         assert isinstance(type(connector).should_update_logs, property)
+
+
+def test_a_trainer_asked_to_stop_after_this_batch_reports_the_sigterm_flag_its_loops_read():
+    with lightning_internal("Trainer._signal_connector.received_sigterm", "stop_after_this_batch"):
+        trainer = pl.Trainer(logger=False, enable_progress_bar=False)
+        assert trainer.received_sigterm is False
+        stop_after_this_batch(trainer)
+        assert trainer.received_sigterm is True
 
 
 def test_csv_logger_still_builds_its_writer_through_the_internals_a_resumed_run_overrides(tmp_path):

@@ -4,6 +4,7 @@ and a checkpoint of another model or config is refused before fitting."""
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import hydra
+import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -325,3 +327,44 @@ def test_sigterm_mid_epoch_saves_last_ckpt_and_the_run_resumes_from_it(compose_c
     resumed = run_training(compose_config, run_dir, "trainer.max_epochs=2", "ckpt_path=last", batches=batches)
     assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * batches * STEPS_PER_BATCH
     assert not (run_dir / "checkpoints" / "last-v1.ckpt").exists()
+
+
+class CtrlCAtBatch(pl.Callback):
+    """Press Ctrl-C (a real SIGINT to this process) as training batch ``batch`` of epoch 0 starts."""
+
+    def __init__(self, batch: int) -> None:
+        self.batch = batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.current_epoch == 0 and batch_idx == self.batch:
+            signal.raise_signal(signal.SIGINT)
+
+
+@pytest.mark.parametrize("batch", [0, 2])
+def test_ctrl_c_then_resume_leaves_the_metrics_csv_of_an_uninterrupted_run(compose_config, tmp_path, batch):
+    """Every row logged before Ctrl-C reaches metrics.csv (the first step's too), so the resumed run's
+    file equals the uninterrupted run's row for row: same steps, epochs and columns, same values."""
+    every_step = ("trainer.log_every_n_steps=1", "trainer.max_epochs=2")
+    run_training(compose_config, tmp_path / "uninterrupted", *every_step)
+    interrupted = tmp_path / "interrupted"
+    ctrl_c = (f"+callbacks.ctrl_c._target_={__name__}.CtrlCAtBatch", f"+callbacks.ctrl_c.batch={batch}")
+    with pytest.raises(SystemExit) as stop:
+        run_training(compose_config, interrupted, *every_step, *ctrl_c)
+    assert stop.value.code == 130
+    assert load(interrupted / "checkpoints" / "last.ckpt")["global_step"] == (batch + 1) * STEPS_PER_BATCH
+    run_training(compose_config, interrupted, *every_step, "ckpt_path=last")
+
+    def rows(run_dir: Path) -> list[dict[str, str]]:
+        with (run_dir / "metrics.csv").open() as handle:
+            return list(csv.DictReader(handle))
+
+    resumed, reference = rows(interrupted), rows(tmp_path / "uninterrupted")
+    assert [(row["step"], row["epoch"]) for row in resumed] == [
+        (row["step"], row["epoch"]) for row in reference
+    ]
+    for mine, theirs in zip(resumed, reference, strict=True):
+        assert {k for k, v in mine.items() if v} == {k for k, v in theirs.items() if v}
+    # Up to the stop the two runs are one run; after it the resumed epoch draws its remaining batches
+    # afresh (a mid-epoch checkpoint does not hold the loader's position), so values differ there.
+    for mine, theirs in zip(resumed[: batch + 1], reference[: batch + 1], strict=True):
+        assert mine == theirs

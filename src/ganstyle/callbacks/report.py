@@ -33,7 +33,13 @@ class RunReport(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # fast_dev_run is a smoke test: it records no metrics and saves no checkpoints.
         if not trainer.fast_dev_run:
-            self.write(trainer, "interrupted" if trainer.interrupted else "finished")
+            if trainer.interrupted:
+                status = "interrupted"
+            elif trainer.global_step == 0:
+                status = "failed: trained nothing (no optimisation step ran)"
+            else:
+                status = "finished"
+            self.write(trainer, status)
 
     @rank_zero_only
     def on_exception(

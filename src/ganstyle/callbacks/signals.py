@@ -2,10 +2,13 @@
 a container shutting down) or Ctrl-C.
 
 Lightning already turns SIGTERM into a clean stop: its handler sets a flag and the loop raises
-``SIGTERMException`` once the current batch is done. This callback adds the checkpoint: on that
-exception it writes ``<run>/checkpoints/last.ckpt``, the file ``ckpt_path=last`` resumes from. The
-first Ctrl-C is handled the same way (finish the batch, save, exit with code 130); a second Ctrl-C
-stops at once without saving, since the state may then be half-way through an optimiser step.
+``SIGTERMException`` once the current batch is done and its logged values have reached the loggers.
+The first Ctrl-C sets the same flag (:func:`ganstyle.utils.lightning_compat.stop_after_this_batch`),
+so both stop at the same point with nothing logged lost; a second Ctrl-C stops at once without saving,
+since the state may then be half-way through an optimiser step. On the stop this callback flushes
+every logger (``metrics.csv`` holds every row up to the stop) and then writes
+``<run>/checkpoints/last.ckpt``, the file ``ckpt_path=last`` resumes from; ``train`` exits with 130
+after Ctrl-C and 143 after SIGTERM.
 
 Saving into ``last.ckpt`` rather than a separate file keeps one rule for users: ``last.ckpt`` is
 always the newest state of the run, whether the run ended, was pre-empted or was interrupted.
@@ -24,18 +27,13 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from ganstyle.utils.lightning_compat import stop_after_this_batch
+
 log = logging.getLogger(__name__)
 
 # The shell's convention for "terminated by signal N": 128 + N.
 EXIT_CODE_SIGINT = 128 + signal.SIGINT
 EXIT_CODE_SIGTERM = 128 + signal.SIGTERM
-
-
-class TrainingInterrupted(SystemExit):
-    """Raised at the end of a batch after Ctrl-C; exits with code 130 once the checkpoint is saved."""
-
-    def __init__(self) -> None:
-        super().__init__(EXIT_CODE_SIGINT)
 
 
 class CheckpointOnInterrupt(pl.Callback):
@@ -54,12 +52,14 @@ class CheckpointOnInterrupt(pl.Callback):
         self.sigint_received = False
         self.saved_path: Path | None = None
         self._previous_sigint: Any = None
+        self._running_trainer: pl.Trainer | None = None
 
     # --- Ctrl-C --------------------------------------------------------------------------------
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Not on_fit_start: Lightning records the process's handlers after that hook and restores
         # them at teardown, which would leave this handler installed after fit.
         self.sigint_received = False
+        self._running_trainer = trainer
         if self.handle_sigint and threading.current_thread() is threading.main_thread():
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
 
@@ -68,17 +68,16 @@ class CheckpointOnInterrupt(pl.Callback):
             self._restore_sigint()
             raise KeyboardInterrupt
         self.sigint_received = True
+        if self._running_trainer is not None:
+            stop_after_this_batch(self._running_trainer)
         log.warning(
             "Ctrl-C: finishing the current batch, then saving %s. Press Ctrl-C again to stop at once "
             "without saving.",
             self.path,
         )
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if self.sigint_received:
-            raise TrainingInterrupted
-
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._running_trainer = None
         self._restore_sigint()
 
     def _restore_sigint(self) -> None:
@@ -91,12 +90,15 @@ class CheckpointOnInterrupt(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         self._restore_sigint()  # Lightning does not call teardown hooks after an exception
-        if isinstance(exception, SIGTERMException):
-            cause = "SIGTERM"
-        elif isinstance(exception, TrainingInterrupted):
-            cause = "Ctrl-C"
-        else:  # a crash: the state may be half-way through a step, and last.ckpt stays as it was
-            return
+        self._running_trainer = None
+        if not isinstance(exception, SIGTERMException):
+            return  # a crash: the state may be half-way through a step, and last.ckpt stays as it was
+        cause = "Ctrl-C" if self.sigint_received else "SIGTERM"
+        for logger in trainer.loggers:  # every row logged before the stop reaches metrics.csv first
+            try:
+                logger.save()
+            except Exception as error:  # the checkpoint matters more than a logger's file
+                log.error("could not save %s's logged values: %s", type(logger).__name__, error)
         self._claim_last_checkpoint(trainer)
         try:
             trainer.save_checkpoint(self.path)

@@ -39,6 +39,8 @@ class TranslateTestSet(pl.Callback):
         datamodule = trainer.datamodule
         if datamodule is None or trainer.fast_dev_run or not pl_module.test_translation_folders:
             return
+        if trainer.global_step == 0:  # untrained weights: their translations would pass for results
+            return
         datamodule.setup("test")
         pl_module.eval()
         for batch in datamodule.test_dataloader():

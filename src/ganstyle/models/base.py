@@ -132,6 +132,8 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         # {optimizer name: {term: value}} of the non-finite terms of the latest skipped steps; read
         # and cleared through nonfinite_terms / clear_nonfinite_terms.
         self._nonfinite_terms: dict[str, dict[str, float]] = {}
+        # The epoch whose learning rates have been logged (see on_train_batch_start).
+        self._learning_rates_logged_epoch: int | None = None
 
     # --- the shared start of __init__ -----------------------------------------------------------
     @classmethod
@@ -330,6 +332,17 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
                     group["lr"] = lr
 
     def on_train_epoch_start(self) -> None:
+        self._log_learning_rates()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # A run resumed mid-epoch (Ctrl-C, SIGTERM, a SLURM requeue) starts inside an epoch whose
+        # on_train_epoch_start ran before the stop: its learning-rate row would be missing from the
+        # metric history, so it is logged at the first batch instead.
+        if self._learning_rates_logged_epoch != self.current_epoch:
+            self._log_learning_rates()
+
+    def _log_learning_rates(self) -> None:
+        self._learning_rates_logged_epoch = self.current_epoch
         for name, optimizer in zip(self.optimizer_names, self.optimizer_list()):
             metric = f"train/lr_{LEARNING_RATE_METRIC_NAMES.get(name, name)}"
             self.log(metric, optimizer.param_groups[0]["lr"], on_step=False, on_epoch=True)

@@ -176,8 +176,10 @@ def check_trainer(cfg: DictConfig) -> None:
             "end). Set e.g. `trainer.max_epochs=10`; schedules and checkpoints follow it (or bound the run by "
             "iterations with `trainer.max_epochs=-1 trainer.max_steps=<n>`)."
         )
+    check_trains_something(trainer)
     accelerator = str(trainer.get("accelerator", "cpu")).lower()
     check_precision_and_accelerator(trainer.get("precision"), accelerator)
+    check_precision_runs_as_named(trainer.get("precision"), accelerator)
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         build = f"torch {torch.__version__} " + (
             "with CUDA, but no GPU is visible" if torch.version.cuda else "without CUDA"
@@ -212,10 +214,73 @@ def check_precision_and_accelerator(precision: Any, accelerator: str) -> None:
             "`trainer.precision=bf16-mixed` on a recent GPU."
         )
     accelerators = sorted({*AcceleratorRegistry.available_accelerators(), "gpu", "auto"})
+    here = ", ".join(machine_accelerators())
     if accelerator not in accelerators:
         raise ConfigError(
             f"trainer.accelerator={accelerator} is not a device type: use one of {', '.join(accelerators)}, "
-            "or pick the hardware with `trainer=cpu` / `trainer=gpu`."
+            f"or pick the hardware with `trainer=cpu` / `trainer=gpu` (this machine has: {here})."
+        )
+    # Device types Lightning knows but this machine lacks (a TPU, Habana's HPU): said here in one line,
+    # rather than in Lightning's error and its install hint for a package that would not help.
+    if accelerator not in ("auto", "cpu", "gpu", "cuda", "mps") and accelerator not in machine_accelerators():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} asks for a device this machine does not have: its "
+            f"accelerators are {here}. Train with `trainer=cpu`"
+            + (" or `trainer=gpu`" if "gpu" in machine_accelerators() else "")
+            + ", or run on a machine with that device and its PyTorch support installed."
+        )
+
+
+def machine_accelerators() -> list[str]:
+    """The device types usable in this process: cpu, plus gpu (CUDA), mps and any other accelerator
+    Lightning has registered whose ``is_available()`` says so."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("gpu")
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    for name in AcceleratorRegistry.available_accelerators():
+        if name in ("cpu", "cuda", "gpu", "mps", "auto"):
+            continue
+        try:
+            if AcceleratorRegistry[name]["accelerator"].is_available():
+                found.append(name)
+        except Exception:  # its package is missing or broken: not usable here
+            continue
+    return found
+
+
+# Lightning runs these on the CPU as bf16-mixed (with a warning) while the saved config would say 16;
+# float16 autocast is a CUDA feature.
+_CUDA_ONLY_PRECISIONS = ("16-mixed", "16")
+
+
+def check_precision_runs_as_named(precision: Any, accelerator: str) -> None:
+    """A precision that would silently run as another one on this device is refused, so the run's saved
+    config says what ran."""
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and str(precision) in _CUDA_ONLY_PRECISIONS:
+        raise ConfigError(
+            f"trainer.precision={precision} is float16 autocast, which needs a CUDA GPU; on the CPU "
+            "Lightning would run bf16-mixed instead while this run's config recorded 16-mixed. Use "
+            "`trainer.precision=bf16-mixed` (what the CPU supports) or `trainer.precision=32-true` (the "
+            "default), or train on a GPU with `trainer=gpu`."
+        )
+
+
+def check_trains_something(trainer: DictConfig) -> None:
+    """A run that would train no batch (its weights would be saved and used as if trained) is refused."""
+    limit = trainer.get("limit_train_batches")
+    if limit is None or isinstance(limit, bool) or not isinstance(limit, int | float):
+        return
+    if limit <= 0:
+        raise ConfigError(
+            f"trainer.limit_train_batches={limit} trains no batch: the run would end with untrained "
+            "weights saved and translated as if they were a result. Leave it unset (every batch), or "
+            "give a number of batches (e.g. `trainer.limit_train_batches=100`) or a fraction of the "
+            "epoch above 0 (e.g. `trainer.limit_train_batches=0.25`)."
         )
 
 

@@ -18,12 +18,14 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ganstyle.callbacks.signals import EXIT_CODE_SIGTERM
+from ganstyle.callbacks.metrics_history import MetricsHistory
+from ganstyle.callbacks.signals import EXIT_CODE_SIGINT, EXIT_CODE_SIGTERM
 from ganstyle.config import ConfigError
 from ganstyle.run.config_checks import drop_quick_start_random_weights, validate_config
 from ganstyle.run.distributed import build_trainer
 from ganstyle.run.loggers import continue_earlier_rows
 from ganstyle.run.monitoring import plan_monitor
+from ganstyle.run.outcome import check_trained_something, result_warnings
 from ganstyle.run.resuming import (
     check_resume_compatible,
     check_run_dir_reuse,
@@ -157,6 +159,16 @@ def resolve_monitor(cfg: DictConfig, model: Any, datamodule: Any) -> None:
         log.info("monitoring %s (%s): %s", choice.metric, choice.mode, choice.reason)
 
 
+def warn_about_result(trainer: pl.Trainer, callbacks: list[Any]) -> None:
+    """Log what looks wrong with a finished run's result (see ganstyle.run.outcome), on rank 0."""
+    if not trainer.is_global_zero:
+        return
+    history = next((cb.recorder.rows for cb in callbacks if isinstance(cb, MetricsHistory)), [])
+    final = {key: float(value) for key, value in trainer.callback_metrics.items() if value.numel() == 1}
+    for warning in result_warnings(final, history):
+        log.warning(warning)
+
+
 def tag_random_weights(cfg: DictConfig) -> None:
     """Mark runs whose losses or FID use random (opt-in) weights: their numbers compare to nothing."""
     loss_random = (cfg.get("loss") or {}).get("feature_net", {}).get("weights") == "random"
@@ -205,10 +217,14 @@ def train(cfg: DictConfig) -> float | None:
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        check_trained_something(trainer.global_step, bool(trainer.fast_dev_run), trainer.interrupted)
+        warn_about_result(trainer, callbacks)
         return monitored_value(trainer, cfg.get("monitor", {}).get("metric"))
     except SIGTERMException as stop:
-        # Lightning stops cleanly on SIGTERM and CheckpointOnInterrupt has saved last.ckpt; exit 143
-        # (not Lightning's 0) so schedulers and `&&` chains see that training did not finish.
-        raise SystemExit(EXIT_CODE_SIGTERM) from stop
+        # Lightning stops cleanly on SIGTERM (and on Ctrl-C, which CheckpointOnInterrupt turns into the
+        # same stop) and last.ckpt is saved; exit 143 or 130 (not Lightning's 0) so schedulers and `&&`
+        # chains see that training did not finish.
+        stopped_by_ctrl_c = any(getattr(callback, "sigint_received", False) for callback in callbacks)
+        raise SystemExit(EXIT_CODE_SIGINT if stopped_by_ctrl_c else EXIT_CODE_SIGTERM) from stop
     finally:
         close_loggers(loggers)

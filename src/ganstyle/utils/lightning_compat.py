@@ -1,6 +1,6 @@
 """Every use of Lightning's private internals, in one place.
 
-Lightning exposes no public API for these seven facts, and ganstyle needs each of them. The internals
+Lightning exposes no public API for these eight facts, and ganstyle needs each of them. The internals
 they rely on may move or be renamed in any Lightning release, so each has one small function here and
 ``tests/test_lightning_compat.py`` checks every one against the installed version: an upgrade that
 moves one fails that test by name instead of failing deep inside a training run. Private modules are
@@ -80,6 +80,18 @@ def loggers_write_this_step(trainer: Any) -> bool:
     """
     connector = getattr(trainer, "_logger_connector", None)
     return bool(connector.should_update_logs) if connector is not None else True
+
+
+def stop_after_this_batch(trainer: Any) -> None:
+    """Ask the trainer to stop the way it stops on SIGTERM: once the current batch's metrics are logged
+    and its loggers saved, its loop raises ``SIGTERMException`` (and broadcasts the stop to the other
+    ranks).
+
+    Relies on ``trainer._signal_connector.received_sigterm``, the flag Lightning's own SIGTERM handler
+    sets. Stopping from a callback hook instead (``on_train_batch_end``) comes before Lightning hands
+    that batch's logged values to the loggers, so they would be lost from ``metrics.csv``.
+    """
+    trainer._signal_connector.received_sigterm = True
 
 
 def csv_logger_experiment_keeping_rows(logger: Any, keep_earlier_rows: bool) -> Any:
