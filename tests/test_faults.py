@@ -86,6 +86,18 @@ def test_writer_killed_at_random_moments_always_leaves_a_complete_checkpoint(tmp
     assert killed_mid_write >= 1  # the kills did land inside writes, where a plain torch.save truncates
 
 
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_checkpoints_get_the_mode_the_umask_gives_any_other_output_file(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        path = tmp_path / "checkpoints" / "last.ckpt"
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {"weight": torch.ones(2)}}, path)
+        (tmp_path / "grid.png").write_bytes(b"")  # what any other output file of the run gets
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == mode == (tmp_path / "grid.png").stat().st_mode & 0o777
+
+
 def test_next_save_removes_temp_files_left_by_a_killed_write(tmp_path):
     stale = tmp_path / ".last.ckpt.abc123.tmp"
     stale.write_bytes(b"half a checkpoint")

@@ -40,7 +40,13 @@ def assert_one_paragraph(message: str, *expected: str) -> None:
         (["trainer.max_epochs=-1"], ["trainer.max_epochs=-1", "without end"]),
         (["trainer.max_epochs=null"], ["trainer.max_epochs=None", "at least 1"]),
         (["trainer.precision=17"], ["trainer.precision=17", "bf16-mixed"]),
-        (["trainer.accelerator=tpux"], ["trainer.accelerator=tpux", "trainer=cpu"]),
+        (["trainer.accelerator=tpux"], ["trainer.accelerator=tpux", "trainer=cpu", "this machine has: cpu"]),
+        # device types Lightning knows but this machine lacks: the ones it has, not an install hint
+        (["trainer.accelerator=tpu"], ["trainer.accelerator=tpu", "its accelerators are cpu", "trainer=cpu"]),
+        # settings that would train nothing, or run something other than the config records
+        (["trainer.limit_train_batches=0"], ["trainer.limit_train_batches=0 trains no batch", "unset"]),
+        (["trainer.limit_train_batches=0.0"], ["trainer.limit_train_batches=0.0 trains no batch"]),
+        (["trainer.precision=16-mixed"], ["trainer.precision=16-mixed", "CUDA GPU", "bf16-mixed"]),
         # data the model cannot train on
         (["model=pix2pix", "data=unpaired"], ["model=pix2pix", "data=unpaired", "data=paired data.root="]),
         (["data=image_folder"], ["model=cyclegan", "data=image_folder", "data=unpaired data.root="]),
@@ -121,6 +127,15 @@ def test_the_shipped_configs_pass_the_validation(compose_config, overrides):
         (["modle=pix2pix"], ["Did you mean model?"]),
         (["-m", "loss.cycl_weight=5,10"], ["loss.cycl_weight=5,10", "Did you mean loss.cycle_weight?"]),
         (["loss.style_weight=abc"], ["'abc' is not a valid value for loss.style_weight", "Float"]),
+        # a bad value anywhere in a sweep, not only its first
+        (["-m", "loss.cycle_weight=5,abc"], ["loss.cycle_weight=5,abc", "'abc' is not a valid value"]),
+        (
+            ["-m", "loss.cycle_weight=5,10", "loss.identity_weight=0,x"],
+            ["loss.identity_weight=0,x", "'x' is not a valid value for loss.identity_weight"],
+        ),
+        # group options are file names without their extension
+        (["model=cyclegan.yaml"], ["use `model=cyclegan`", "adain, cut, cyclegan, dcgan"]),
+        (["-m", "data=unpaired.yaml"], ["use `data=unpaired`", "content_style, embedded_adain"]),
         # a folder given to a data config that builds its own images: the option that reads it
         (
             ["data.root=/data/horse2zebra"],
@@ -172,6 +187,7 @@ def test_valid_command_lines_pass_the_override_check(argv):
     [
         (["loss.stlye_weight=1"], "Did you mean loss.style_weight?"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
+        (["-m", "loss.cycle_weight=5,abc"], "'abc' is not a valid value for loss.cycle_weight"),
         pytest.param(["model=pix2pix", "data=unpaired"], "data=paired", marks=pytest.mark.slow),
         pytest.param(["data.root=/data/horse2zebra"], "data=unpaired data.root=", marks=pytest.mark.slow),
         pytest.param(["data.batch_size=two"], "data.batch_size='two'", marks=pytest.mark.slow),

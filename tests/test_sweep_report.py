@@ -38,6 +38,9 @@ def test_multirun_ends_with_a_page_comparing_its_jobs_failed_one_included(failin
     rows = job_rows(page)
     assert sorted(rows) == ["0", "1", "2"]
     assert "failed" in rows["0"] and "ConfigError: loss.cycle_weight=-1.0 is negative" in rows["0"]
+    failed = yaml.safe_load((sweep_dir / "0" / "job.yaml").read_text())
+    assert failed["status"] == "failed" and failed["objective"] is None
+    assert failed["error"].startswith("ConfigError: loss.cycle_weight=-1.0 is negative")
     assert "<th>loss.cycle_weight</th>" in page  # the one key that differs between the jobs
     assert "Same in every job: model.generator.ngf=8" in page
     for job, weight in (("1", "5"), ("2", "10")):

@@ -2,7 +2,8 @@
 
 In conf/hydra/default.yaml. In each job's process (any launcher: the basic one runs jobs in the
 launching process, submitit in its own) ``on_job_end`` writes ``<job dir>/job.yaml``: the job's number,
-whether it returned or raised, the value it returned to the sweeper and its wall time. In the
+whether it returned, failed (its error caught so the sweep goes on: a ``FAILED`` file) or
+raised, the value it returned to the sweeper and its wall time. In the
 launching process ``on_multirun_end`` writes ``<sweep dir>/report.html`` (see
 :mod:`ganstyle.report.sweep_html`), also when jobs failed.
 
@@ -25,7 +26,8 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ganstyle.report.sweep import JOB_FILE
+from ganstyle.report.sweep import JOB_FILE, first_error_line
+from ganstyle.utils.hydra_jobs import FAILED_FILE
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +51,15 @@ class SweepReport(Callback):
         from hydra.core.utils import JobStatus
 
         started, started_at = self._started
+        job_dir = Path(str(config.hydra.runtime.output_dir))
         raised = job_return is not None and job_return.status == JobStatus.FAILED
-        value = None if job_return is None or raised else job_return.return_value
+        # A job whose error was caught (ganstyle.run.sweeps: the sweep goes on) returns None to Hydra,
+        # which counts it as completed; its FAILED file says how it really ended.
+        failed = (job_dir / FAILED_FILE).is_file()
+        value = None if job_return is None or raised or failed else job_return.return_value
         record = {
             "job": int(config.hydra.job.num),
-            "status": "raised" if raised else "returned",
+            "status": "raised" if raised else "failed" if failed else "returned",
             "objective": float(value) if isinstance(value, int | float) and math.isfinite(value) else None,
             "started": started_at,
             "wall_seconds": round(time.monotonic() - started, 1),
@@ -61,7 +67,9 @@ class SweepReport(Callback):
         if raised:
             error = job_return._return_value  # the exception; return_value would re-raise it
             record["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        path = Path(str(config.hydra.runtime.output_dir)) / JOB_FILE
+        elif failed:
+            record["error"] = first_error_line(job_dir / FAILED_FILE)
+        path = job_dir / JOB_FILE
         try:
             path.write_text(yaml.safe_dump(record, sort_keys=False))
         except OSError as error:  # the job's own results matter more than this summary

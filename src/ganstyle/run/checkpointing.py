@@ -60,6 +60,17 @@ def non_finite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
     ]
 
 
+# What open() gives a new file before the umask applies.
+FILE_MODE = 0o666
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it; it is set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` that replaces ``path`` all at once or not at all.
 
@@ -73,6 +84,9 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         temp = Path(temp_name)
+        # mkstemp creates 0600; the checkpoint gets the mode any other output file gets (0666 less the
+        # umask), so colleagues sharing a cluster folder can read it as they read the run's images.
+        os.fchmod(handle, FILE_MODE & ~current_umask())
         with os.fdopen(handle, "wb") as file:
             torch.save(obj, file)
             file.flush()

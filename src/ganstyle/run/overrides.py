@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -54,6 +55,35 @@ def single_run_overrides(args: Sequence[str]) -> list[Any] | None:
         else:
             single.append((override, override.input_line))
     return single
+
+
+def other_sweep_values(single: list[Any]) -> list[tuple[int, str]]:
+    """For each sweep override of ``single`` (see :func:`single_run_overrides`), its values after the
+    first as ``(position, "key=value")``: a bad value anywhere in a sweep is found before the sweep
+    folder is made, not when Hydra composes that job."""
+    others = []
+    for index, (override, _) in enumerate(single):
+        if not override.is_sweep_override():
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except Exception:  # interval sweeps (Optuna) and glob(): left to Hydra
+            continue
+        others.extend((index, f"{override.get_key_element()}={value}") for value in values[1:])
+    return others
+
+
+def check_group_option_names(single: list[Any], config_dir: str) -> None:
+    """``model=cyclegan.yaml``: group options are named without the file extension."""
+    for override, line in single:
+        group, _, value = line.partition("=")
+        group_dir = Path(config_dir) / group.lstrip("+~")
+        if value.endswith((".yaml", ".yml")) and group_dir.is_dir():
+            options = sorted(path.stem for path in group_dir.glob("*.yaml"))
+            raise ConfigError(
+                f"{override.input_line}: config group options are named without .yaml: use "
+                f"`{group}={value.rsplit('.', 1)[0]}`. The {group} options are: {', '.join(options)}."
+            )
 
 
 def compose_run(config_dir: str, overrides: list[str]) -> DictConfig:
@@ -154,7 +184,16 @@ def check_overrides(argv: Sequence[str], config_dir: str) -> None:
     single = single_run_overrides([arg for arg in args if arg not in _HYDRA_FLAGS_WE_PASS])
     if not single:
         return
+    check_group_option_names(single, config_dir)
     lines = [line for _, line in single]
+    find_first_bad_override(single, lines, config_dir)
+    for position, line in other_sweep_values(single):
+        variant = [*lines[:position], line, *lines[position + 1 :]]
+        find_first_bad_override([*single[:position], (single[position][0], line)], variant, config_dir)
+
+
+def find_first_bad_override(single: list[Any], lines: list[str], config_dir: str) -> None:
+    """Raise a ConfigError for the first of ``lines`` that Hydra cannot apply; nothing if all compose."""
     try:
         compose_run(config_dir, lines)
         return
