@@ -99,3 +99,57 @@ def test_a_weights_file_with_python_objects_is_refused_without_torchs_unsafe_adv
     message = str(error.value)
     assert "Unpicklable" in message
     assert "weights_only" not in message and "file an issue" not in message and "\x1b[" not in message
+
+
+@pytest.fixture
+def png_folder(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (40, 32), (200, 120, 40)).save(folder / name)
+    return folder
+
+
+def test_stylize_into_its_own_input_folder_names_the_png_naming_not_a_flag_not_given(
+    png_folder, tmp_path, capsys
+):
+    command = ["stylize", str(tmp_path / "any.ckpt"), str(png_folder), "--output", str(png_folder)]
+    assert cli_main(command) == 1
+    message = " ".join(capsys.readouterr().err.split())
+    assert "would overwrite the input" in message and "written as <name>.png" in message
+    assert "--format same" not in message
+    assert cli_main([*command, "--format", "same"]) == 1
+    assert "drop --format same" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "expected"),
+    [
+        ("--batch-size", "0", "'0' is not a batch size: give how many images go through the network at once"),
+        ("--size", "0", "'0' is not a number of pixels: give a whole number of at least 1"),
+        ("--stats-size", "-5", "'-5' is not a number of pixels"),
+        ("--overlap", "x", "'x' is not an overlap in pixels"),
+    ],
+)
+def test_stylize_numbers_out_of_range_get_one_sentence_saying_what_the_flag_takes(
+    png_folder, tmp_path, capsys, flag, value, expected
+):
+    with pytest.raises(SystemExit) as stop:
+        cli_main(
+            ["stylize", str(tmp_path / "any.ckpt"), str(png_folder), "-o", str(tmp_path / "o"), flag, value]
+        )
+    assert stop.value.code == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"argument {flag}: {expected}" in message and "(or None)" not in message
+
+
+def test_fid_on_empty_folders_reports_the_folders_before_the_missing_weights(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["fid", str(tmp_path / "empty"), str(tmp_path / "missing")]) == 1
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"{tmp_path / 'empty'} holds 0 image file(s)" in message
+    assert f"{tmp_path / 'missing'} does not exist" in message
+    assert "weights-inception" not in message

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganstyle.commands.arguments import count_argument, pixels_argument
 from ganstyle.data.images import DatasetError, list_images, load_rgb
 from ganstyle.weights import WeightsFileError, WeightsNotFoundError
 
@@ -33,10 +34,22 @@ def _load(path: Path, size: int | None) -> torch.Tensor:
     return array.float() / 127.5 - 1.0  # [-1, 1], the metrics' input convention
 
 
-def _add_folder(metrics, folder: Path, real: bool, batch_size: int, size, device) -> int:
+def folder_images(folder: Path) -> list[Path]:
+    """The image files of one compared folder; a DatasetError when it cannot be compared."""
+    if not folder.exists():
+        raise DatasetError(f"{folder} does not exist; pass two folders of image files.")
+    if not folder.is_dir():
+        raise DatasetError(f"{folder} is a file, not a folder; pass two folders of image files.")
     paths = list_images(folder)
     if len(paths) < 2:
-        raise DatasetError(f"{folder} holds {len(paths)} image file(s); FID needs at least 2.")
+        raise DatasetError(
+            f"{folder} holds {len(paths)} image file(s) directly inside it (subfolders are not read); FID "
+            "compares two sets of at least 2 images each."
+        )
+    return paths
+
+
+def _add_folder(metrics, paths: list[Path], real: bool, batch_size: int, size, device) -> int:
     for start in range(0, len(paths), batch_size):
         images = [_load(path, size) for path in paths[start : start + batch_size]]
         shapes = {tuple(image.shape) for image in images}
@@ -50,6 +63,16 @@ def _add_folder(metrics, folder: Path, real: bool, batch_size: int, size, device
 def run(args: argparse.Namespace) -> int:
     from ganstyle.metrics.fid import DistributionMetrics  # torchmetrics: imported only when the command runs
 
+    # The folders first: an empty or missing folder is the user's first problem, whatever the weights.
+    problems, folders = [], []
+    for folder in (Path(args.dir_a), Path(args.dir_b)):
+        try:
+            folders.append(folder_images(folder))
+        except DatasetError as error:
+            problems.append(str(error))
+    if problems:
+        print(f"error: {' '.join(problems)}", file=sys.stderr)
+        return 1
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         metrics = DistributionMetrics(
@@ -65,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     try:
-        n_a = _add_folder(metrics, Path(args.dir_a), True, args.batch_size, args.size, device)
-        n_b = _add_folder(metrics, Path(args.dir_b), False, args.batch_size, args.size, device)
-    except (DatasetError, FileNotFoundError, NotADirectoryError) as error:
+        n_a = _add_folder(metrics, folders[0], True, args.batch_size, args.size, device)
+        n_b = _add_folder(metrics, folders[1], False, args.batch_size, args.size, device)
+    except DatasetError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     scores = metrics.compute()
@@ -113,9 +136,14 @@ def register(subparsers) -> None:
         default=2048,
         help="Inception feature size (default 2048)",
     )
-    parser.add_argument("--batch-size", type=int, default=50, help="images per Inception batch (default 50)")
     parser.add_argument(
-        "--size", type=int, default=None, help="resize every image to SIZE x SIZE first (default: keep sizes)"
+        "--batch-size", type=count_argument, default=50, help="images per Inception batch (default 50)"
+    )
+    parser.add_argument(
+        "--size",
+        type=pixels_argument,
+        default=None,
+        help="resize every image to SIZE x SIZE first (default: keep sizes)",
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.set_defaults(func=run)

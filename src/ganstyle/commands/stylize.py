@@ -21,6 +21,7 @@ import glob
 from collections import defaultdict
 from pathlib import Path
 
+from ganstyle.commands.arguments import count_argument, overlap_argument, pixels_argument
 from ganstyle.data.images import IMAGE_EXTENSIONS, image_size, list_images, load_rgb
 
 GLOB_CHARACTERS = set("*?[")
@@ -76,10 +77,17 @@ def check_outputs(sources: list[Path], output_dir: Path, keep_format: bool) -> s
         source for source in sources if output_path(source, output_dir, keep_format).resolve() == source
     ]
     if overwritten:
-        return (
-            f"--output {output_dir} would overwrite the input {overwritten[0]}. Choose another output folder "
-            "or drop --format same."
+        why = (
+            "(--format same keeps each input's name and format)"
+            if keep_format
+            else "(results are written as <name>.png, the name of that input)"
         )
+        fix = (
+            "Choose another output folder, or drop --format same."
+            if keep_format
+            else "Choose another output folder."
+        )
+        return f"--output {output_dir} would overwrite the input {overwritten[0]} {why}. {fix}"
     return None
 
 
@@ -208,7 +216,9 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--direction", default=None, help="AtoB or BtoA for two-way models (default: the model's first, AtoB)"
     )
-    parser.add_argument("--size", type=int, default=None, help="resize so the shorter side is SIZE px first")
+    parser.add_argument(
+        "--size", type=pixels_argument, default=None, help="resize so the shorter side is SIZE px first"
+    )
     parser.add_argument(
         "--tile",
         type=tile_argument,
@@ -216,11 +226,14 @@ def register(subparsers) -> None:
         help="auto (default: tile images above about 2.4 MP), off, or a tile size in px",
     )
     parser.add_argument(
-        "--overlap", type=int, default=None, help="tile overlap in px (default: a quarter of the tile, 128)"
+        "--overlap",
+        type=overlap_argument,
+        default=None,
+        help="tile overlap in px (default: a quarter of the tile, 128)",
     )
     parser.add_argument(
         "--stats-size",
-        type=int,
+        type=pixels_argument,
         default=None,
         help="longer side of the downscaled copy that tiles take instance-norm statistics from (default 2 x tile)",
     )
@@ -229,7 +242,9 @@ def register(subparsers) -> None:
         action="store_true",
         help="measure instance-norm statistics over all tiles at full resolution (exact, about 10x slower)",
     )
-    parser.add_argument("--batch-size", type=int, default=4, help="same-size images (or tiles) per pass")
+    parser.add_argument(
+        "--batch-size", type=count_argument, default=4, help="same-size images (or tiles) per pass"
+    )
     parser.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="default: auto"
     )
