@@ -14,7 +14,7 @@ os.environ.setdefault("GANSTYLE_ROOT", os.path.dirname(os.path.abspath(__file__)
 import hydra  # noqa: E402
 
 from ganstyle.config import ConfigError, rewrite_null_group_overrides  # noqa: E402  (also registers schemas)
-from ganstyle.run.overrides import check_overrides  # noqa: E402
+from ganstyle.run.overrides import check_output_folder_in_argv, check_overrides  # noqa: E402
 from ganstyle.run.resuming import check_reused_run_dir_in_argv  # noqa: E402
 
 
@@ -49,6 +49,7 @@ if __name__ == "__main__":
         # A misspelt key gets the nearest valid names instead of Hydra's "+key" hint.
         check_overrides(sys.argv, os.path.join(os.environ["GANSTYLE_ROOT"], "conf"))
         check_reused_run_dir_in_argv(sys.argv)
+        check_output_folder_in_argv(sys.argv)  # Hydra creates it with a traceback when it cannot
     except ConfigError as error:
         exit_with(str(error))
     main()

@@ -294,3 +294,40 @@ def test_an_iteration_bounded_run_may_leave_max_epochs_open_but_an_unbounded_one
     validate_config(compose_config("trainer.max_epochs=-1", "trainer.max_steps=10"))
     with pytest.raises(ConfigError, match=r"trainer.max_epochs=-1 is not a run length"):
         validate_config(compose_config("trainer.max_epochs=-1"))
+
+
+# --- output folders Hydra could not create ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["hydra.run.dir={file}/run"], ["hydra.run.dir={file}/run", "{file} is a file, not a folder"]),
+        (["-m", "hydra.sweep.dir={file}/sweep", "loss.cycle_weight=5,10"], ["hydra.sweep.dir={file}/sweep"]),
+        (["paths.log_dir={file}"], ["paths.log_dir={file}", "`paths.log_dir=<folder>`"]),
+        (["hydra.run.dir=/proc/ganstyle-run"], ["no folder can be created in /proc"]),
+    ],
+)
+def test_an_output_folder_that_cannot_be_made_is_refused_before_hydra_tries(tmp_path, argv, expected):
+    from ganstyle.run.overrides import check_output_folder_in_argv
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    with pytest.raises(ConfigError) as error:
+        check_output_folder_in_argv(["train.py", *(arg.format(file=a_file) for arg in argv)])
+    assert_one_paragraph(str(error.value), *(text.format(file=a_file) for text in expected))
+    assert not list(Path("/proc").glob(".ganstyle-write-test-*"))
+
+
+def test_a_writable_output_folder_passes_and_leaves_nothing_behind(tmp_path):
+    from ganstyle.run.overrides import check_output_folder_in_argv
+
+    check_output_folder_in_argv(["train.py", f"hydra.run.dir={tmp_path / 'new' / 'run'}"])
+    check_output_folder_in_argv(["train.py", "hydra.run.dir=${paths.log_dir}/x"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_py_refuses_an_unusable_run_folder_in_one_paragraph(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    result = run_train(f"hydra.run.dir={a_file}/run", cwd=tmp_path, cache=tmp_path / "cache", timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"Error: hydra.run.dir={a_file}/run: the run's folder cannot be made there" in result.stderr

@@ -10,6 +10,7 @@ the ``data=`` option that reads the user's folder.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -212,3 +213,55 @@ def find_first_bad_override(single: list[Any], lines: list[str], config_dir: str
             if message:
                 raise ConfigError(message) from None
             return
+
+
+def check_output_folder_in_argv(argv: Sequence[str]) -> None:
+    """The folder Hydra will create for this run (``hydra.run.dir``) or sweep (``hydra.sweep.dir``),
+    or the folder holding it (``paths.log_dir``, by default ``outputs/`` beside train.py), can be made
+    and written: otherwise Hydra's own folder creation fails with a traceback before any of ganstyle's
+    code runs. Values with ``${...}`` are resolved by Hydra and not checked here."""
+    multirun = any(arg in ("-m", "--multirun") for arg in argv)
+    wanted = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    values = {}
+    for arg in argv[1:]:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if sep and key in (wanted, "paths.log_dir"):
+            values[key] = value.strip("'\"")
+    key = wanted if wanted in values else "paths.log_dir"
+    folder = values.get(key)
+    if folder is None:
+        key, folder = "paths.log_dir", os.path.join(os.environ.get("GANSTYLE_ROOT", "."), "outputs")
+    if "${" in folder:
+        return
+    problem = folder_problem(Path(folder).expanduser())
+    if problem:
+        setting = f"{key}={folder}" if key in values else f"the default output folder {folder}"
+        fix = f"Pass a folder you can write to, e.g. `{wanted}=$HOME/ganstyle-runs/<name>`"
+        if key == "paths.log_dir":
+            fix = "Pass a folder you can write to with `paths.log_dir=<folder>` (runs go in <folder>/<task>/)"
+        raise ConfigError(f"{setting}: the run's folder cannot be made there: {problem}. {fix}.")
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` could not be created (or written, if it exists), or None. Tried for real (a
+    temporary folder made and removed in the nearest existing ancestor), since permission bits do not
+    tell for root, read-only mounts or special filesystems."""
+    import tempfile
+
+    folder = folder.absolute()
+    ancestor = folder
+    while not ancestor.exists():
+        if ancestor.is_symlink():
+            return f"{ancestor} is a broken symbolic link"
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return (
+            f"{ancestor} is a file, not a folder"
+            if ancestor != folder
+            else f"{folder} is a file, not a folder"
+        )
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ganstyle-write-test-", dir=ancestor))
+    except OSError as error:
+        return f"no folder can be created in {ancestor} ({error.strerror or error})"
+    return None
