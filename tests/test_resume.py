@@ -277,15 +277,60 @@ def test_train_py_refuses_a_reused_run_folder_before_hydra_touches_it(finished_r
     assert saved_config.read_text() == "the earlier run's config\n"
 
 
-@pytest.mark.slow
-def test_train_py_reports_a_checkpoint_of_another_config_in_one_paragraph(finished_runs, cache_dir, tmp_path):
-    checkpoint = last_of(finished_runs, "one_epoch")
-    process = train_py(
-        tmp_path / "run", cache_dir, "model.discriminator.n_layers=2", f"ckpt_path={checkpoint}"
-    )
+def refused_checkpoint(kind: str, finished_runs, tmp_path: Path) -> str:
+    """A ``ckpt_path`` value that resuming must refuse, of the given kind."""
+    if kind == "missing file":
+        return str(tmp_path / "no_such.ckpt")
+    if kind == "a folder":
+        return str(finished_runs["one_epoch"] / "checkpoints")
+    if kind == "a text file":
+        (tmp_path / "notes.ckpt").write_text("not a checkpoint\n")
+        return str(tmp_path / "notes.ckpt")
+    if kind == "a truncated file":
+        data = last_of(finished_runs, "one_epoch").read_bytes()
+        (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
+        return str(tmp_path / "cut.ckpt")
+    if kind == "last in a new folder":
+        return "last"
+    if kind == "another model":
+        checkpoint = load(last_of(finished_runs, "one_epoch"))
+        checkpoint["ganstyle_model_class"] = "ganstyle.models.pix2pix.Pix2Pix"
+        torch.save(checkpoint, tmp_path / "other.ckpt")
+        return str(tmp_path / "other.ckpt")
+    return str(last_of(finished_runs, "one_epoch"))  # with other network sizes
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides", "expected"),
+    [
+        ("missing file", (), "no checkpoint file at"),
+        ("last in a new folder", (), "ckpt_path='last': no checkpoint file at"),
+        pytest.param("a folder", (), "no checkpoint file at", marks=pytest.mark.slow),
+        pytest.param("a text file", (), "notes.ckpt", marks=pytest.mark.slow),
+        pytest.param("a truncated file", (), "cut.ckpt", marks=pytest.mark.slow),
+        pytest.param(
+            "other sizes",
+            ("model.discriminator.n_layers=2",),
+            "discriminator.n_layers: checkpoint 3, configured 2",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            "another model", (), "written by ganstyle.models.pix2pix.Pix2Pix", marks=pytest.mark.slow
+        ),
+    ],
+)
+def test_a_refused_resume_says_why_in_one_paragraph_and_leaves_no_run_folder(
+    finished_runs, cache_dir, tmp_path, kind, overrides, expected
+):
+    run_dir = tmp_path / "new_run"
+    checkpoint = refused_checkpoint(kind, finished_runs, tmp_path)
+    process = train_py(run_dir, cache_dir, *overrides, f"ckpt_path={checkpoint}")
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 1, stderr
-    assert "discriminator.n_layers: checkpoint 3, configured 2" in stderr and "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and expected in errors[0], stderr
+    assert "Traceback" not in stderr
+    assert not run_dir.exists()  # no .hydra/ or train.log left in a folder this command made
 
 
 def wait_for(condition, timeout: float, process: subprocess.Popen) -> None:

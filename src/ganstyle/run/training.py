@@ -107,13 +107,12 @@ def discard_unstarted_run(cfg: DictConfig) -> None:
     """After bad input stopped a fresh run before training, remove what it wrote in its run folder.
 
     A run that never reached a training step (no checkpoint, no metrics.csv) leaves nothing behind
-    for the user to clean up; the error itself is on stderr. A resumed run, a folder with
-    checkpoints or metrics, and files the run did not write are left as they are.
+    for the user to clean up; the error itself is on stderr. That includes a refused resume into a new
+    folder (a missing or foreign checkpoint, ``ckpt_path=last`` where there is none). A folder with
+    checkpoints or metrics (the run being resumed) and files the run did not write are left as they are.
     """
     import shutil
 
-    if cfg.get("ckpt_path"):
-        return
     run_dir = Path(cfg.paths.output_dir)
     checkpoints = run_dir / "checkpoints"
     if (run_dir / "metrics.csv").exists() or (checkpoints.is_dir() and any(checkpoints.iterdir())):
