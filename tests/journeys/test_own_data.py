@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 import torch
 import user_data
 from helpers import ROOT, run_train, user_environment
@@ -98,6 +99,30 @@ def test_training_on_own_data_leaves_checkpoint_report_metrics_and_outputs(journ
     for output in journey.outputs:
         path = run_dir / output
         assert path.is_file() or any(path.iterdir()), f"{output} missing or empty in {run_dir}"
+
+
+UNPAIRED = tuple(journey for journey in JOURNEYS if journey.name in ("cyclegan", "cut"))
+
+
+@pytest.mark.parametrize("journey", UNPAIRED, ids=ids(UNPAIRED))
+def test_what_a_training_folder_held_but_was_not_read_is_said_in_the_log_and_the_report(
+    journey, journey_home
+):
+    _, run_dir, result = train_once(journey, journey_home)
+    assert result.returncode == 0, explain(result)
+    log_lines = [line for line in (run_dir / "train.log").read_text().splitlines() if "trainA" in line]
+    assert any(
+        "read 4 images from" in line
+        and "skipped 2" in line
+        and "animation.gif: .gif is not a format that is read" in line
+        and "sorted/: a subfolder, not read (2 image files inside)" in line
+        for line in log_lines
+    ), log_lines
+    counts = yaml.safe_load((run_dir / "images_read.yaml").read_text())
+    train_a = next(value for key, value in counts.items() if key.startswith("trainA"))
+    assert train_a["read"] == 4 and [entry for entry, _ in train_a["skipped"]] == ["animation.gif", "sorted/"]
+    page = (run_dir / "report.html").read_text()
+    assert "Images read" in page and "animation.gif (.gif is not a format that is read)" in page
 
 
 @pytest.mark.parametrize("journey", JOURNEYS, ids=ids(JOURNEYS))

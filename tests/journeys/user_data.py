@@ -47,8 +47,12 @@ def write_images(
 
 
 def unpaired_dataset(root: Path) -> Path:
-    """trainA/ trainB/ testA/ testB/ as a downloaded CycleGAN dataset, without testA2B/."""
+    """trainA/ trainB/ testA/ testB/ as a downloaded CycleGAN dataset, without testA2B/; trainA also
+    holds what users leave there: a subfolder of sorted photos and an animated GIF (neither is read)."""
     write_images(root / "trainA", 4, grayscale=1)
+    write_images(root / "trainA" / "sorted", 2, offset=5)
+    frames = [user_image(index, (40, 40)) for index in range(2)]
+    frames[0].save(root / "trainA" / "animation.gif", save_all=True, append_images=frames[1:])
     write_images(root / "trainB", 4, offset=2, rgba=2)
     write_images(root / "testA", 2, offset=1)
     write_images(root / "testB", 2, offset=3)

@@ -30,6 +30,19 @@ class RunReport(pl.Callback):
         self.path: Path | None = None
 
     @rank_zero_only
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # The data module has scanned its folders by now (setup runs before this hook): how many images
+        # each folder gave and what was skipped go to the run folder, for this report and later ones.
+        counts = getattr(trainer.datamodule, "image_counts", None)
+        if counts and not trainer.fast_dev_run:
+            from ganstyle.report import write_images_read
+
+            try:
+                write_images_read(self.run_dir, counts)
+            except OSError as error:  # see the module docstring: never fail a run over its report
+                log.warning("could not record the image counts in %s: %s", self.run_dir, error)
+
+    @rank_zero_only
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # fast_dev_run is a smoke test: it records no metrics and saves no checkpoints.
         if not trainer.fast_dev_run:

@@ -214,6 +214,9 @@ class ImageDataModule(L.LightningDataModule):
 
     def __init__(self) -> None:
         super().__init__()
+        # {folder description: {"folder", "read", "skipped"}} of every folder scanned at setup
+        # (see ganstyle.data.images.scan_image_folder); the run report lists them.
+        self.image_counts: dict[str, dict] = {}
         self.train_dataset: Dataset | None = None
         self.val_dataset: Dataset | None = None
         self.test_dataset: Dataset | None = None
@@ -246,7 +249,12 @@ class ImageDataModule(L.LightningDataModule):
         module's minimum size and ``skip_bad_images``) and that ``transform`` can batch them."""
         hp = self.hparams
         sizes = scan_image_folder(
-            folder, name, min_size=self.min_image_size, skip_bad=hp.skip_bad_images, expected=layout
+            folder,
+            name,
+            min_size=self.min_image_size,
+            skip_bad=hp.skip_bad_images,
+            expected=layout,
+            counts=self.image_counts,
         )
         check_batchable(sizes, transform, hp.batch_size, what)
         return sizes

@@ -219,7 +219,11 @@ class ContentStyleDataModule(ImageDataModule):
         for entry, weight in zip(self.style_entries, weights):
             path = Path(entry).expanduser()
             if path.is_dir():
-                found = list(scan_image_folder(path, "style images", skip_bad=hp.skip_bad_images))
+                found = list(
+                    scan_image_folder(
+                        path, "style images", skip_bad=hp.skip_bad_images, counts=self.image_counts
+                    )
+                )
             elif path.is_file():
                 _, problem = check_image(path)
                 if problem:

@@ -7,6 +7,7 @@ its name and the fix, before the first step -- not as a crash in a dataloader wo
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,6 +31,8 @@ SUPPORTED_MODES: frozenset[str] = frozenset(
     {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
     | {"I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 )
+
+log = logging.getLogger(__name__)
 
 # Files named in one error message; the rest are counted.
 MAX_LISTED = 10
@@ -164,6 +167,34 @@ DEFAULT_EXPECTED = (
 )
 
 
+def unread_entries(folder: Path) -> list[tuple[str, str]]:
+    """What in ``folder`` is not read as a training image, with why: subfolders (only the images
+    directly inside a folder are read) and files of other formats (an animated ``.gif``, a video, a
+    text file). Hidden entries are not counted."""
+    skipped = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            inside = sum(
+                1 for path in entry.rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+            )
+            skipped.append((f"{entry.name}/", f"a subfolder, not read ({inside} image files inside)"))
+        elif entry.suffix.lower() not in IMAGE_EXTENSIONS:
+            skipped.append((entry.name, f"{entry.suffix or 'no extension'} is not a format that is read"))
+    return skipped
+
+
+def describe_read(name: str, folder: Path, read: int, skipped: Sequence[tuple[str, str]]) -> str:
+    """One line per folder: ``trainA (...): read 120 images from <folder>, skipped 3 (first few)``."""
+    line = f"{name}: read {read} images from {folder}"
+    if not skipped:
+        return line
+    shown = "; ".join(f"{entry}: {why}" for entry, why in skipped[:3])
+    more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return f"{line}, skipped {len(skipped)} ({shown}{more})"
+
+
 def scan_image_folder(
     folder: str | os.PathLike,
     name: str,
@@ -171,8 +202,13 @@ def scan_image_folder(
     skip_bad: bool = False,
     expected: str | None = None,
     check: Callable[[Size], str | None] | None = None,
+    counts: dict[str, dict] | None = None,
 ) -> dict[Path, Size]:
     """Check every image in ``folder`` once and return ``{path: (width, height)}`` of the usable ones.
+
+    One log line says how many images were read and what was skipped (subfolders, files of formats
+    that are not read, bad files with ``skip_bad``); ``counts``, when given, gets the same as
+    ``counts[name] = {"folder", "read", "skipped": [[entry, reason], ...]}`` (the run report shows it).
 
     Args:
         folder: the folder to scan (not recursive).
@@ -184,6 +220,7 @@ def scan_image_folder(
         expected: a sentence or two on the layout the caller expects and how to point at it, appended
             to the messages for a missing or empty folder.
         check: an extra per-image rule, given the size, returning a reason or None.
+        counts: a mapping to record the folder's counts in (see above).
     """
     folder = Path(folder).expanduser()
     expected = expected or DEFAULT_EXPECTED
@@ -219,6 +256,14 @@ def scan_image_folder(
             DatasetWarning,
             stacklevel=2,
         )
+    skipped = [*unread_entries(folder), *((path.name, problem) for path, problem in bad)]
+    (log.warning if skipped else log.info)(describe_read(name, folder, len(good), skipped))
+    if counts is not None:
+        counts[name] = {
+            "folder": str(folder),
+            "read": len(good),
+            "skipped": [[entry, why] for entry, why in skipped],
+        }
     return good
 
 

@@ -179,6 +179,7 @@ class PairedDataModule(ImageDataModule):
                 skip_bad=hp.skip_bad_images,
                 expected=PAIRED_LAYOUT,
                 check=side_by_side,
+                counts=self.image_counts,
             )
             half_sizes = {path: (w // 2, h) for path, (w, h) in sizes.items()}
             check_batchable(half_sizes, self.train_transform, hp.batch_size, split)
@@ -203,7 +204,12 @@ class PairedDataModule(ImageDataModule):
                 f"{split}B ({_few(only_b)}). Rename or remove the unmatched files, or use the unpaired "
                 "data module (data=unpaired) if the images do not correspond."
             )
-        kwargs = {"min_size": min_side or None, "skip_bad": hp.skip_bad_images, "expected": PAIRED_LAYOUT}
+        kwargs = {
+            "min_size": min_side or None,
+            "skip_bad": hp.skip_bad_images,
+            "expected": PAIRED_LAYOUT,
+            "counts": self.image_counts,
+        }
         sizes_a = scan_image_folder(folder_a, f"{split}A (paired inputs)", **kwargs)
         sizes_b = scan_image_folder(folder_b, f"{split}B (paired targets)", **kwargs)
         matches = match_by_stem(list(sizes_a), folder_b, sizes_b, f"{split}B")

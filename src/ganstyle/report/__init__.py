@@ -7,7 +7,7 @@ gets its own page comparing its jobs (:mod:`ganstyle.report.sweep_html`), writte
 ends and by ``ganstyle report <multirun folder>``.
 """
 
-from ganstyle.report.collect import RunRecord, collect_run, summarize
+from ganstyle.report.collect import RunRecord, collect_run, summarize, write_images_read
 from ganstyle.report.html import REPORT_NAME, render_html, write_report
 from ganstyle.report.sweep import SweepRecord, collect_sweep
 from ganstyle.report.sweep_html import write_sweep_report
@@ -20,6 +20,7 @@ __all__ = [
     "collect_sweep",
     "render_html",
     "summarize",
+    "write_images_read",
     "write_report",
     "write_sweep_report",
 ]

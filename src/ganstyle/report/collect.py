@@ -23,6 +23,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 METRIC_FILES = ("metrics.csv", "csv/metrics.csv")
+# Per scanned data folder: images read and entries skipped (written when training starts).
+IMAGES_READ_FILE = "images_read.yaml"
 # Name fragments of metrics where lower is better / higher is better; others show min and max.
 LOWER_IS_BETTER = ("loss", "fid", "kid", "lpips", "mse", "mae", "error")
 HIGHER_IS_BETTER = ("psnr", "ssim", "acc", "score")
@@ -67,6 +69,8 @@ class RunRecord:
     grids: list[Path] = field(default_factory=list)
     translations: dict[str, list[Path]] = field(default_factory=dict)
     checkpoints: list[CheckpointEntry] = field(default_factory=list)
+    # {folder description: {"folder", "read", "skipped": [[entry, reason], ...]}}
+    images_read: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def command(self) -> str | None:
@@ -103,7 +107,29 @@ def collect_run(
             if folder.is_dir()
         }
     record.checkpoints = read_checkpoints(run_dir, best_checkpoint)
+    record.images_read = read_images_read(run_dir)
     return record
+
+
+def write_images_read(run_dir: str | Path, counts: dict[str, dict[str, Any]]) -> Path:
+    """Record the data module's per-folder counts in ``<run>/images_read.yaml``."""
+    import yaml
+
+    path = Path(run_dir) / IMAGES_READ_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(counts, sort_keys=False))
+    return path
+
+
+def read_images_read(run_dir: Path) -> dict[str, dict[str, Any]]:
+    import yaml
+
+    path = run_dir / IMAGES_READ_FILE
+    try:
+        counts = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return {}
+    return counts if isinstance(counts, dict) else {}
 
 
 def read_monitor(config: dict[str, Any] | None, run_dir: Path) -> tuple[str, str] | None:

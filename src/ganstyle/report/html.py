@@ -73,6 +73,8 @@ def render_html(record: RunRecord, status: str | None = None) -> str:
         sections["images"] = "Image grids over training"
     if translations:
         sections["translations"] = "Test set translated at the end of training"
+    if record.images_read:
+        sections["data"] = "Images read"
     sections |= {"command": "Reproduce this run", "checkpoints": "Checkpoints", "config": "Configuration"}
     subtitle = [str(record.run_dir)]
     if record.model_class:
