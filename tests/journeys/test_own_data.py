@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 import torch
 import user_data
+import yaml
 from helpers import ROOT, run_train, user_environment
 from journey_table import JOURNEYS, Journey
 from PIL import Image
