@@ -100,7 +100,7 @@ def check_model_config(cfg: DictConfig) -> None:
 
 # What a run writes before its first training step: Hydra's config and log, the loggers' folders and
 # the report written on failure. Nothing else in the folder is touched.
-STARTUP_OUTPUTS = (".hydra", "report.html", "csv", "tensorboard", "wandb", "images")
+STARTUP_OUTPUTS = (".hydra", "report.html", "images_read.yaml", "csv", "tensorboard", "wandb", "images")
 
 
 def discard_unstarted_run(cfg: DictConfig) -> None:

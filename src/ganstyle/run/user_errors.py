@@ -30,10 +30,17 @@ def user_error_message(error: BaseException) -> str | None:
         NonFiniteCheckpointError,
         CheckpointWriteError,
     )
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, explained):
             return str(seen)
+        if isinstance(seen, MisconfigurationException):  # Lightning's word on a trainer setting
+            return (
+                f"Lightning cannot run these trainer settings: {str(seen).rstrip('.')}. Change that "
+                "`trainer.<argument>` on the command line (see conf/trainer/default.yaml)."
+            )
         seen = seen.__cause__ or seen.__context__
     return argument_error_message(error)
 
