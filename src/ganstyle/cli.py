@@ -11,7 +11,17 @@ import importlib
 import sys
 
 # Modules in ganstyle.commands, in the order `ganstyle --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("fid", "weights", "stylize", "export", "report")
+COMMAND_MODULES: tuple[str, ...] = (
+    "fid",
+    "weights",
+    "stylize",
+    "export",
+    "report",
+    "datasets",
+    "models",
+    "import_reference",
+    "evaluate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:  # Lightning is imported only once a model is loaded (see impo
     from ganstyle.models.base import ImageModel
 
 MODEL_CLASS_KEY = "ganstyle_model_class"
+# Written by `ganstyle import-reference` (ganstyle.reference.importing): where the weights came from and
+# which directions they fill.
+REFERENCE_IMPORT_KEY = "ganstyle_reference_import"
 
 
 class CheckpointError(ValueError):
@@ -180,7 +183,15 @@ def load_model(
             f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''}. Was the file edited, or written by "
             "another model class (check --model-class)?"
         )
+    # A reference import fills some generators only (one CycleGAN file is one direction).
+    model.imported_directions = imported_directions(checkpoint)
     return model.eval()
+
+
+def imported_directions(checkpoint: dict[str, Any]) -> list[str] | None:
+    """The directions whose weights ``ganstyle import-reference`` filled; None for a trained checkpoint."""
+    record = checkpoint.get(REFERENCE_IMPORT_KEY)
+    return list(record.get("directions") or []) if isinstance(record, dict) else None
 
 
 def no_network_message(model: ImageModel, path: Path) -> str | None:
@@ -243,6 +254,15 @@ def inference_network(
             f"{class_path} has one generator (its direction was fixed when it was trained), so direction="
             f"{direction!r} does not apply; leave the direction out."
         )
+    imported = model.imported_directions
+    if imported is not None and directions:
+        if direction is not None and direction not in imported:
+            raise CheckpointError(
+                f"This checkpoint was imported from the reference code's generator file for "
+                f"{', '.join(imported)} only, so {direction} has untrained weights. Import that direction's "
+                "file too (`ganstyle import-reference A.pth --generator-ba B.pth ...`) or leave the direction out."
+            )
+        direction = direction or imported[0]
     direction = direction or (directions[0] if directions else None)
     given = {name: value for name, value in conditioning.items() if value is not None}
     unknown = [name for name in given if name not in model.inference_conditioning]

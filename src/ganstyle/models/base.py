@@ -122,6 +122,10 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
     # Weights a model creates from its data in setup (Gatys' image): absent from a freshly built model,
     # so resuming does not take their absence for another config.
     weights_built_from_data: tuple[str, ...] = ()
+    # Set by the inference loader for a checkpoint written by `ganstyle import-reference`: the
+    # directions whose generators hold the reference's weights (the others are untrained). None for a
+    # checkpoint from training.
+    imported_directions: list[str] | None = None
 
     def __init__(self) -> None:
         super().__init__()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import typing
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -54,6 +55,7 @@ def validate_config(cfg: DictConfig) -> None:
     data the model trains on, and the crop size its networks accept.
     """
     check_quick_start_matches_model(cfg)
+    check_dataset_present(cfg)
     check_required_values(cfg)
     check_named_images_exist(cfg)
     for key in ("data", "model", "trainer"):
@@ -70,6 +72,20 @@ def validate_config(cfg: DictConfig) -> None:
     check_schedule(cfg)
     check_data_fits_model(cfg)
     check_networks_fit_size(cfg)
+
+
+def check_dataset_present(cfg: DictConfig) -> None:
+    """A dataset experiment (``dataset: horse2zebra``) whose folder is not there says how to fetch it."""
+    name, root = cfg.get("dataset"), (cfg.get("data") or {}).get("root")
+    if not name or not root or Path(str(root)).expanduser().exists():
+        return
+    folder = Path(str(root)).expanduser()
+    experiment = choice(cfg, "experiment")
+    raise ConfigError(
+        f"{f'experiment={experiment}' if experiment else f'dataset={name}'} trains on the {name} dataset, which "
+        f"is not at data.root={folder}. Fetch it with `ganstyle datasets fetch {name} --root {folder.parent}` "
+        "(GANSTYLE_DATASETS=<folder> moves the default for both), or point `data.root=<your copy>` at it."
+    )
 
 
 def check_quick_start_matches_model(cfg: DictConfig) -> None:
