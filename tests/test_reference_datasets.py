@@ -31,7 +31,7 @@ UNPAIRED_COUNTS = {"trainA": 4, "trainB": 5, "testA": 2, "testB": 3}
 PAIRED_COUNTS = {"train": 4, "val": 2, "test": 2}
 
 
-def jpeg(seed: int, size: tuple[int, int] = (24, 20)) -> bytes:
+def jpeg(seed: int, size: tuple[int, int] = (40, 36)) -> bytes:
     pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG")

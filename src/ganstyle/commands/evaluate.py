@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from ganstyle.reference.catalogue import CatalogueError, dataset, default_datasets_dir
     from ganstyle.reference.evaluation import (
         EvaluationError,
-        dataset_root_of_run,
+        dataset_of_run,
         evaluate,
         markdown_table,
         run_checkpoints,
@@ -41,7 +41,12 @@ def run(args: argparse.Namespace) -> int:
             root = default_datasets_dir() / entry.top
         else:
             first = run_checkpoints(target, False)[0] if target.exists() else None
-            root = dataset_root_of_run(first) if first is not None else None
+            root, name = dataset_of_run(first) if first is not None else (None, None)
+            if name is not None and entry is None:  # a dataset experiment's run: the papers' numbers too
+                try:
+                    entry = dataset(name)
+                except CatalogueError:
+                    entry = None
             if root is None:
                 raise EvaluationError(
                     f"Which test set? {target} does not record its data.root; pass --dataset NAME (see "

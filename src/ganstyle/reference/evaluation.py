@@ -90,17 +90,19 @@ def run_checkpoints(target: Path, every: bool) -> list[Path]:
     return unique
 
 
-def dataset_root_of_run(checkpoint: Path) -> Path | None:
-    """``data.root`` of the run that wrote ``checkpoint`` (its .hydra/config.yaml), if recorded."""
+def dataset_of_run(checkpoint: Path) -> tuple[Path | None, str | None]:
+    """``data.root`` and the catalogue ``dataset`` of the run that wrote ``checkpoint`` (its
+    .hydra/config.yaml), where recorded."""
     config = checkpoint.resolve().parent.parent / ".hydra" / "config.yaml"
     if not config.is_file():
-        return None
+        return None, None
     from omegaconf import OmegaConf
 
-    root = OmegaConf.select(OmegaConf.load(config), "data.root", default=None)
-    if root is None or "${" in str(root):
-        return None
-    return Path(str(root))
+    saved = OmegaConf.load(config)
+    root = OmegaConf.select(saved, "data.root", default=None)
+    name = OmegaConf.select(saved, "dataset", default=None)
+    root = None if root is None or "${" in str(root) else Path(str(root))
+    return root, None if name is None else str(name)
 
 
 def test_split(root: Path) -> tuple[str, dict[str, Path]]:
