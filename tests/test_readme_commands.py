@@ -16,7 +16,8 @@ What is composed and what is skipped (and why):
 - nothing is instantiated (no data, networks or weights are read); training itself is what the
   journey tests (tests/journeys/) and the experiment smoke tests cover;
 - the checks that depend on the machine or on the user's files are answered as on the machine the
-  command is written for: a GPU is present (`trainer=gpu`, `trainer=ddp`), named images exist, and
+  command is written for: a GPU is present (`trainer=gpu`, `trainer=ddp`), named images and the
+  dataset experiments' fetched datasets exist, and
   values a dataset experiment leaves to the user (`???`, e.g. `data.style`) count as given.
 """
 
@@ -130,6 +131,7 @@ def test_every_documented_train_command_composes_and_passes_the_config_checks(
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
     monkeypatch.setattr(config_checks, "check_named_images_exist", lambda cfg: None)
+    monkeypatch.setattr(config_checks, "check_dataset_present", lambda cfg: None)  # fetched beforehand
     monkeypatch.setattr(config_checks, "check_required_values", lambda cfg: None)
     python_path, text = split_python_path(text)
     monkeypatch.chdir(ROOT)
