@@ -133,6 +133,12 @@ def test_the_shipped_configs_pass_the_validation(compose_config, overrides):
             ["-m", "loss.cycle_weight=5,10", "loss.identity_weight=0,x"],
             ["loss.identity_weight=0,x", "'x' is not a valid value for loss.identity_weight"],
         ),
+        # an unknown option in a sweep stops before the sweep folder is made
+        (
+            ["-m", "model=cyclegan,pix2px"],
+            ["model=cyclegan,pix2px", "'pix2px' is not a model option", "model=pix2pix"],
+        ),
+        (["-m", "experiment=horse2zebra,null"], ["`null` cannot be one value of a sweep over experiment"]),
         # group options are file names without their extension
         (["model=cyclegan.yaml"], ["use `model=cyclegan`", "adain, cut, cyclegan, dcgan"]),
         (["-m", "data=unpaired.yaml"], ["use `data=unpaired`", "content_style, embedded_adain"]),

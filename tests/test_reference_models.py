@@ -77,7 +77,14 @@ def test_the_architecture_is_read_from_the_tensors(name):
     assert {key: guess.config[key] for key in expected} == expected
 
 
-@pytest.mark.parametrize("name", sorted(REFERENCE))
+@pytest.mark.parametrize(
+    "name",
+    # One architecture in the default suite; the other two (about 10 s each) under `slow`.
+    [
+        pytest.param(name, marks=() if name == "cyclegan_resnet_9blocks" else pytest.mark.slow)
+        for name in sorted(REFERENCE)
+    ],
+)
 def test_an_imported_generator_gives_the_outputs_of_our_network_with_the_same_weights(name, tmp_path):
     state = reference_state_dict(name)
     weights = tmp_path / "latest_net_G.pth"
@@ -122,6 +129,7 @@ def test_only_imported_directions_are_offered_and_both_files_fill_both(tmp_path)
     assert b_to_a(photo()).size == (64, 48)
 
 
+@pytest.mark.slow
 def test_stylize_and_export_take_an_imported_checkpoint(tmp_path):
     torch.save(reference_state_dict("cut_resnet_9blocks"), tmp_path / "latest_net_G.pth")
     checkpoint = tmp_path / "cut.ckpt"
@@ -227,11 +235,19 @@ def small_unpaired(root: Path) -> Path:
     return root
 
 
+def small_generator_file(path: Path, seed: int) -> Path:
+    """A reference-layout CycleGAN generator small enough for the default suite (ResNet, 1 block, ngf 8)."""
+    torch.manual_seed(seed)
+    network = build({**OURS["cyclegan_resnet_9blocks"], "netG": "resnet_1blocks", "ngf": 8})
+    torch.save(network.state_dict(), path)
+    return path
+
+
 def test_evaluate_scores_each_direction_of_a_checkpoint_beside_the_published_numbers(tmp_path, capsys):
     import yaml
 
-    torch.save(reference_state_dict("cyclegan_resnet_9blocks", 1), tmp_path / "G_A.pth")
-    torch.save(reference_state_dict("cyclegan_resnet_9blocks", 2), tmp_path / "G_B.pth")
+    small_generator_file(tmp_path / "G_A.pth", 1)
+    small_generator_file(tmp_path / "G_B.pth", 2)
     checkpoint = import_reference(
         tmp_path / "G_A.pth", "cyclegan", tmp_path / "h2z.ckpt", weights_ba=tmp_path / "G_B.pth"
     )

@@ -385,7 +385,7 @@ class CtrlCAtBatch(pl.Callback):
             signal.raise_signal(signal.SIGINT)
 
 
-@pytest.mark.parametrize("batch", [0, 2])
+@pytest.mark.parametrize("batch", [0, pytest.param(2, marks=pytest.mark.slow)])
 def test_ctrl_c_then_resume_leaves_the_metrics_csv_of_an_uninterrupted_run(compose_config, tmp_path, batch):
     """Every row logged before Ctrl-C reaches metrics.csv (the first step's too), so the resumed run's
     file equals the uninterrupted run's row for row: same steps, epochs and columns, same values."""

@@ -21,9 +21,11 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from ganstyle.data.images import list_images
 from ganstyle.reference.catalogue import Dataset
 
 CHUNK_BYTES = 1 << 20
@@ -38,7 +40,6 @@ REQUIRED_FOLDERS = {
     "paired": ("train", "val"),
     "photos": (),
 }
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp"})
 
 
 class DownloadError(RuntimeError):
@@ -49,11 +50,11 @@ def _megabytes(count: int | None) -> str:
     return "unknown size" if count is None else f"{count / 1e6:.1f} MB"
 
 
-def _progress(total: int | None, start: int, label: str) -> Callable[[int], None]:
-    """A progress bar on stderr (tqdm) advanced by each chunk's byte count."""
+def _progress(total: int | None, start: int, label: str) -> Any:
+    """A progress bar on stderr (tqdm; ``update(bytes)``, ``close()``), off when stderr is no terminal."""
     from tqdm import tqdm
 
-    bar = tqdm(
+    return tqdm(
         total=total,
         initial=start,
         unit="B",
@@ -61,9 +62,8 @@ def _progress(total: int | None, start: int, label: str) -> Callable[[int], None
         unit_divisor=1024,
         desc=label,
         file=sys.stderr,
-        disable=None,  # off when stderr is not a terminal (logs, tests)
+        disable=None,
     )
-    return bar.update
 
 
 def _fetch_one(url: str, partial: Path, label: str, timeout: float) -> None:
@@ -88,18 +88,21 @@ def _fetch_one(url: str, partial: Path, label: str, timeout: float) -> None:
             mode, start = "wb", 0
         total = None if remaining is None else start + remaining
         check_space(partial.parent, None if remaining is None else remaining)
-        advance = _progress(total, start, label)
+        bar = _progress(total, start, label)
         received = 0
-        with partial.open(mode) as handle:
-            while True:
-                chunk = response.read(CHUNK_BYTES)
-                if not chunk:
-                    break
-                handle.write(chunk)
-                received += len(chunk)
-                advance(len(chunk))
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with partial.open(mode) as handle:
+                while True:
+                    chunk = response.read(CHUNK_BYTES)
+                    if not chunk:
+                        break
+                    handle.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            bar.close()
         if remaining is not None and received < remaining:
             raise DownloadError(
                 f"the connection closed after {_megabytes(start + received)} of {_megabytes(total)}"
@@ -204,7 +207,8 @@ def extract(archive: Path, fmt: str, into: Path) -> None:
 
 
 def count_images(folder: Path) -> int:
-    return sum(1 for path in folder.iterdir() if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+    """Image files directly in ``folder``, as training reads them (hidden files excluded)."""
+    return len(list_images(folder))
 
 
 def check_layout(folder: Path, dataset: Dataset) -> list[str]:

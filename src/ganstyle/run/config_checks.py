@@ -280,7 +280,7 @@ def check_precision_runs_as_named(precision: Any, accelerator: str) -> None:
     if on_cpu and str(precision) in _CUDA_ONLY_PRECISIONS:
         raise ConfigError(
             f"trainer.precision={precision} is float16 autocast, which needs a CUDA GPU; on the CPU "
-            "Lightning would run bf16-mixed instead while this run's config recorded 16-mixed. Use "
+            f"Lightning would run bf16-mixed instead while this run's config recorded {precision}. Use "
             "`trainer.precision=bf16-mixed` (what the CPU supports) or `trainer.precision=32-true` (the "
             "default), or train on a GPU with `trainer=gpu`."
         )

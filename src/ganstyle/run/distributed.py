@@ -39,6 +39,12 @@ def relaunches_script(trainer: pl.Trainer) -> bool:
     return not strategy.cluster_environment.creates_processes_externally
 
 
+def trained_in_spawned_processes(trainer: pl.Trainer) -> bool:
+    """True when the ranks ran in processes this one started (ddp_spawn): this process's trainer then
+    keeps its state from before the fit (``global_step`` 0), and only the ranks saw training."""
+    return trainer.strategy.launcher is not None and not launches_by_rerunning_script(trainer.strategy)
+
+
 def build_trainer(cfg: DictConfig, **trainer_objects: Any) -> pl.Trainer:
     """Instantiate ``cfg.trainer`` with ``trainer_objects`` (callbacks, logger, plugins); inside a local
     multirun, replace script-relaunching DDP by ddp_spawn.

@@ -75,15 +75,38 @@ def other_sweep_values(single: list[Any]) -> list[tuple[int, str]]:
 
 
 def check_group_option_names(single: list[Any], config_dir: str) -> None:
-    """``model=cyclegan.yaml``: group options are named without the file extension."""
+    """``model=cyclegan.yaml``: group options are named without the file extension; and in a sweep
+    (``-m model=cyclegan,cyclgan``), every option must exist before the sweep folder is made."""
     for override, line in single:
         group, _, value = line.partition("=")
         group_dir = Path(config_dir) / group.lstrip("+~")
-        if value.endswith((".yaml", ".yml")) and group_dir.is_dir():
-            options = sorted(path.stem for path in group_dir.glob("*.yaml"))
+        if not group_dir.is_dir() or "/" in group:
+            continue
+        options = sorted(path.stem for path in group_dir.glob("*.yaml"))
+        if value.endswith((".yaml", ".yml")):
             raise ConfigError(
                 f"{override.input_line}: config group options are named without .yaml: use "
                 f"`{group}={value.rsplit('.', 1)[0]}`. The {group} options are: {', '.join(options)}."
+            )
+        if not override.is_sweep_override():
+            continue  # a single unknown option: Hydra's own message lists the options
+        try:
+            values = [str(item) for item in override.sweep_string_iterator()]
+        except Exception:  # glob() and other sweeps Hydra expands itself
+            continue
+        if "null" in values:
+            raise ConfigError(
+                f"{override.input_line}: `null` cannot be one value of a sweep over {group}: Hydra drops a "
+                f"config group for a whole command, not for one job. Run the `{group}=null` job as its own "
+                "command (without -m), and sweep the other values together."
+            )
+        unknown = [item for item in values if item not in options]
+        if unknown:
+            near = difflib.get_close_matches(unknown[0], options, n=1)
+            hint = f" Did you mean {group}={near[0]}?" if near else ""
+            raise ConfigError(
+                f"{override.input_line}: {', '.join(repr(item) for item in unknown)} is not a {group} option, so "
+                f"that job of the sweep could not start.{hint} The {group} options are: {', '.join(options)}."
             )
 
 

@@ -22,7 +22,7 @@ from ganstyle.callbacks.metrics_history import MetricsHistory
 from ganstyle.callbacks.signals import EXIT_CODE_SIGINT, EXIT_CODE_SIGTERM
 from ganstyle.config import ConfigError
 from ganstyle.run.config_checks import drop_quick_start_random_weights, validate_config
-from ganstyle.run.distributed import build_trainer
+from ganstyle.run.distributed import build_trainer, trained_in_spawned_processes
 from ganstyle.run.loggers import continue_earlier_rows
 from ganstyle.run.monitoring import plan_monitor
 from ganstyle.run.outcome import check_trained_something, result_warnings
@@ -216,8 +216,9 @@ def train(cfg: DictConfig) -> float | None:
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-        check_trained_something(trainer.global_step, bool(trainer.fast_dev_run), trainer.interrupted)
-        warn_about_result(trainer, callbacks)
+        if not trained_in_spawned_processes(trainer):  # else this trainer never saw the steps
+            check_trained_something(trainer.global_step, bool(trainer.fast_dev_run), trainer.interrupted)
+            warn_about_result(trainer, callbacks)
         return monitored_value(trainer, cfg.get("monitor", {}).get("metric"))
     except SIGTERMException as stop:
         # Lightning stops cleanly on SIGTERM (and on Ctrl-C, which CheckpointOnInterrupt turns into the
