@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "models",
     "import_reference",
     "evaluate",
+    "serve",
 )
 
 

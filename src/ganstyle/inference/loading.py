@@ -322,12 +322,57 @@ def load(
         model_class: the model's class path, for checkpoints that do not store it.
         trusted: also unpickle Python objects other than tensors and plain data.
     """
+    model = load_model(checkpoint, model_class=model_class, trusted=trusted)
+    return model_stylizer(
+        model,
+        Path(checkpoint).name,
+        direction=direction,
+        device=device,
+        size=size,
+        tile=tile,
+        overlap=overlap,
+        stats_size=stats_size,
+        exact_statistics=exact_statistics,
+        batch_size=batch_size,
+        dropout=dropout,
+        style_images=style_images,
+        alpha=alpha,
+    )
+
+
+def model_stylizer(
+    model: ImageModel,
+    name: str,
+    direction: str | None = None,
+    device: str | torch.device | None = None,
+    *,
+    size: int | None = None,
+    tile: int | str | None = "auto",
+    overlap: int | None = None,
+    stats_size: int | None = None,
+    exact_statistics: bool = False,
+    batch_size: int = 4,
+    dropout: bool | None = None,
+    style_images: list | None = None,
+    alpha: float | None = None,
+    style_weights: list[float] | None = None,
+    preserve_color: bool | None = None,
+):
+    """:func:`load` for a model already loaded (``load_model``): what a server that keeps models in
+    memory uses, so it applies them exactly as ``ganstyle stylize`` does. ``name`` labels it."""
     from ganstyle.inference.stylize import Stylizer
 
     target = resolve_device(device)
-    model = load_model(checkpoint, model_class=model_class, trusted=trusted)
     styles = [style_tensor(image) for image in style_images] if style_images else None
-    generator, info = inference_network(model, direction, dropout, style_images=styles, alpha=alpha)
+    generator, info = inference_network(
+        model,
+        direction,
+        dropout,
+        style_images=styles,
+        alpha=alpha,
+        style_weights=style_weights,
+        preserve_color=preserve_color or None,
+    )
     return Stylizer(
         generator.to(target),
         size_multiple=info.size_multiple,
@@ -339,7 +384,7 @@ def load(
         stats_size=stats_size,
         exact_statistics=exact_statistics,
         batch_size=batch_size,
-        description=f"{info.describe()} from {Path(checkpoint).name}",
+        description=f"{info.describe()} from {name}",
     )
 
 

@@ -217,7 +217,13 @@ def evaluate(
         targets = [square(b, size) for _, b in pairs]
     for checkpoint in checkpoints:
         model = load_model(checkpoint)
-        available = list(model.imported_directions or model.inference_directions or ["AtoB"])
+        # One-way models (CUT, pix2pix) translate A -> B and take no direction.
+        two_way = [
+            d
+            for d in model.inference_directions
+            if model.imported_directions is None or d in model.imported_directions
+        ]
+        available = two_way or ["AtoB"]
         wanted = [d for d in (directions or available) if d in available] if kind == "unpaired" else [None]
         if not wanted:
             raise EvaluationError(
@@ -225,7 +231,13 @@ def evaluate(
                 "is not among them."
             )
         for direction in wanted:
-            stylizer = load(checkpoint, direction=direction, device=run_device, tile=None, batch_size=8)
+            stylizer = load(
+                checkpoint,
+                direction=direction if two_way else None,
+                device=run_device,
+                tile=None,
+                batch_size=8,
+            )
             if kind == "unpaired":
                 source, reference = ("A", "B") if direction in (None, "AtoB") else ("B", "A")
                 metrics = _metrics(weights, weights_path, min(len(domain["A"]), len(domain["B"])), run_device)
