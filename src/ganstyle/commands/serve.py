@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -67,16 +68,21 @@ def run(args: argparse.Namespace) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="ganstyle-serve-"))
     os.environ.setdefault("GRADIO_TEMP_DIR", str(scratch / "uploads"))
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    app = build_app(entries, device=args.device, output_dir=scratch / "results")
-    print(f"{len(entries)} checkpoint(s); open http://{args.host}:{args.port}/ (Ctrl-C stops the server)")
-    app.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=False,
-        max_file_size=f"{args.max_upload_mb}mb",
-        show_error=True,
-        quiet=True,
-    )
+    try:
+        app = build_app(entries, device=args.device, output_dir=scratch / "results")
+        print(f"{len(entries)} checkpoint(s); open http://{args.host}:{args.port}/ (Ctrl-C stops the server)")
+        app.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=False,
+            max_file_size=f"{args.max_upload_mb}mb",
+            show_error=True,
+            quiet=True,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:  # uploads and results do not outlive the server
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
