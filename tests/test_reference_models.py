@@ -201,6 +201,7 @@ def test_models_fetch_downloads_a_published_generator_and_imports_it(server, tmp
                 "models": {
                     "horse2zebra": {"urls": [server.url("/missing.pth"), server.url("/horse2zebra.pth")]},
                     "horse2zebra_cut": {"urls": [server.url("/pretrained_models.tar")]},
+                    "zebra2horse": {"urls": [server.url("/horse2zebra.pth")]},
                 }
             }
         )
@@ -208,9 +209,13 @@ def test_models_fetch_downloads_a_published_generator_and_imports_it(server, tmp
     monkeypatch.setenv("GANSTYLE_CATALOGUE", str(catalogue_file))
     assert cli_main(["models", "fetch", "horse2zebra", "--output", str(tmp_path / "h2z.ckpt")]) == 0
     assert cli_main(["models", "fetch", "horse2zebra_cut", "--output", str(tmp_path / "h2z_cut.ckpt")]) == 0
-    for name in ("h2z.ckpt", "h2z_cut.ckpt"):
+    assert cli_main(["models", "fetch", "zebra2horse", "--output", str(tmp_path / "z2h.ckpt")]) == 0
+    for name in ("h2z.ckpt", "h2z_cut.ckpt", "z2h.ckpt"):
         assert ganstyle.load(tmp_path / name, device="cpu", tile=None)(photo()).size == (64, 48)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["catalogue.yaml", "h2z.ckpt", "h2z_cut.ckpt"]
+    with pytest.raises(CheckpointError, match="for BtoA only"):  # zebra -> horse is the dataset's B -> A
+        ganstyle.load(tmp_path / "z2h.ckpt", direction="AtoB", device="cpu")
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == ["catalogue.yaml", "h2z.ckpt", "h2z_cut.ckpt", "z2h.ckpt"]
     assert cli_main(["models", "list"]) == 0
     assert "style_monet" in capsys.readouterr().out
 

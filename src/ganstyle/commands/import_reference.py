@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
             Path(args.output).expanduser(),
             weights_ba=Path(args.generator_ba).expanduser() if args.generator_ba else None,
             mode=args.mode,
+            direction=args.direction,
         )
     except (ReferenceImportError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -50,5 +51,11 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--mode", choices=("cut", "fastcut"), default="cut", help="CUT: which objective it had"
+    )
+    parser.add_argument(
+        "--direction",
+        choices=("AtoB", "BtoA"),
+        default="AtoB",
+        help="CycleGAN: the dataset direction FILE.pth translates (BtoA for e.g. zebra2horse); default AtoB",
     )
     parser.set_defaults(func=run)

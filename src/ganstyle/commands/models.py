@@ -60,7 +60,11 @@ def run_fetch(args: argparse.Namespace) -> int:
                 weights = extract_member(downloaded, entry.member, Path(scratch))
             source = f"{entry.name} ({(args.url or entry.urls)[0]})"
             mode = "fastcut" if "fastcut" in entry.name else "cut"
-            import_reference(weights, entry.model, output, mode=mode, source=source)
+            # A CycleGAN file translating the dataset's B to A (zebra2horse, style_monet) fills BtoA, so
+            # `ganstyle evaluate --dataset` scores it against the right domain.
+            import_reference(
+                weights, entry.model, output, mode=mode, source=source, direction=entry.direction
+            )
             downloaded.unlink(missing_ok=True)
     except (CatalogueError, DownloadError, ReferenceImportError) as error:
         print(f"error: {error}", file=sys.stderr)

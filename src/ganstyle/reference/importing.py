@@ -244,9 +244,11 @@ def import_reference(
     weights_ba: Path | None = None,
     mode: str = "cut",
     source: str | None = None,
+    direction: str = "AtoB",
 ) -> Path:
     """Write ``output``: a ganstyle checkpoint of ``model`` whose generator(s) carry the reference file's
-    weights (``weights`` as AtoB; for CycleGAN ``weights_ba`` as BtoA). Returns ``output``."""
+    weights (``weights`` as ``direction``, AtoB unless a CycleGAN file translates the dataset's B to A,
+    as zebra2horse does; for CycleGAN ``weights_ba`` as BtoA). Returns ``output``."""
     from ganstyle.inference.loading import MODEL_CLASS_KEY, REFERENCE_IMPORT_KEY, import_model_class
     from ganstyle.run.checkpointing import atomic_torch_save
 
@@ -254,9 +256,13 @@ def import_reference(
         raise ReferenceImportError(f"--model {model!r}: use one of {', '.join(MODEL_CLASSES)}.")
     if weights_ba is not None and model != "cyclegan":
         raise ReferenceImportError(f"--generator-ba applies to CycleGAN only; {model} has one generator.")
+    if direction not in ("AtoB", "BtoA") or (direction == "BtoA" and (model != "cyclegan" or weights_ba)):
+        raise ReferenceImportError(
+            f"direction={direction!r}: a CycleGAN file alone may fill BtoA; every other import is AtoB."
+        )
     state = read_reference_state_dict(weights)
     guess = infer_generator(state, model)
-    files = {"AtoB": (weights, state)}
+    files = {direction: (weights, state)}
     if weights_ba is not None:
         state_ba = read_reference_state_dict(weights_ba)
         guess_ba = infer_generator(state_ba, model)
