@@ -19,7 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganstyle.callbacks.metrics_history import MetricsHistory
-from ganstyle.callbacks.signals import EXIT_CODE_SIGINT, EXIT_CODE_SIGTERM
+from ganstyle.callbacks.signals import EXIT_CODE_SIGINT, EXIT_CODE_SIGTERM, CheckpointOnInterrupt
 from ganstyle.config import ConfigError
 from ganstyle.run.config_checks import drop_quick_start_random_weights, validate_config
 from ganstyle.run.distributed import build_trainer, trained_in_spawned_processes
@@ -224,7 +224,9 @@ def train(cfg: DictConfig) -> float | None:
         # Lightning stops cleanly on SIGTERM (and on Ctrl-C, which CheckpointOnInterrupt turns into the
         # same stop) and last.ckpt is saved; exit 143 or 130 (not Lightning's 0) so schedulers and `&&`
         # chains see that training did not finish.
-        stopped_by_ctrl_c = any(getattr(callback, "sigint_received", False) for callback in callbacks)
+        stopped_by_ctrl_c = any(
+            isinstance(callback, CheckpointOnInterrupt) and callback.sigint_received for callback in callbacks
+        )
         raise SystemExit(EXIT_CODE_SIGINT if stopped_by_ctrl_c else EXIT_CODE_SIGTERM) from stop
     finally:
         close_loggers(loggers)
