@@ -240,10 +240,10 @@ def install_dataset(archive: Path, dataset: Dataset, root: Path) -> Path:
     """Unpack ``archive`` as ``root/<top>`` only if it is whole; return that folder.
 
     The images are unpacked into ``root/.<top>.unpacking-<pid>/`` and checked (:func:`check_layout`);
-    then one rename puts them in place. Anything failing removes the temporary folder.
+    then one rename puts them in place. Anything failing removes the temporary folder. The caller has
+    checked the target (:func:`check_target`); a folder that appears there meanwhile is not replaced.
     """
     target = root / dataset.top
-    check_target(target, dataset)
     check_space(root, archive.stat().st_size)
     temporary = root / f".{dataset.top}.unpacking-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
@@ -257,7 +257,10 @@ def install_dataset(archive: Path, dataset: Dataset, root: Path) -> Path:
                 f"The archive {archive} does not hold the {dataset.name} dataset as the reference publishes "
                 f"it: {'; '.join(problems)}"
             )
-        top.replace(target)
+        try:
+            top.replace(target)
+        except OSError as error:  # something was put at the target while this archive was unpacked
+            raise DownloadError(f"Could not move the unpacked images to {target} ({error})") from error
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return target
@@ -320,16 +323,15 @@ def fetch_dataset(
     downloaded = root / f"{dataset.top}.{dataset.archive}"
     download(addresses, downloaded, dataset.name, timeout=timeout)
     try:
-        return install_dataset(downloaded, dataset, root), False
+        folder = install_dataset(downloaded, dataset, root)
     except DownloadError as error:
         downloaded.unlink(missing_ok=True)  # a corrupt download is no use to resume: fetch it anew
         raise DownloadError(
             f"{error}. The download was deleted and nothing was unpacked: run the same command to download "
             "it again, or pass --url with another copy."
         ) from error
-    finally:
-        if target.exists():
-            downloaded.unlink(missing_ok=True)
+    downloaded.unlink(missing_ok=True)  # unpacked: the archive has done its work
+    return folder, False
 
 
 def folder_size(folder: Path) -> int:
