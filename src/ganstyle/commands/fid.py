@@ -15,9 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from ganstyle.commands.arguments import count_argument, pixels_argument
 from ganstyle.data.images import DatasetError, list_images, load_rgb
@@ -27,11 +25,10 @@ INCEPTION_FEATURES = (64, 192, 768, 2048)  # as in ganstyle.metrics.fid (not imp
 
 
 def _load(path: Path, size: int | None) -> torch.Tensor:
+    from ganstyle.reference.evaluation import square, to_metric_tensor
+
     image = load_rgb(path)
-    if size is not None and image.size != (size, size):
-        image = image.resize((size, size), Image.Resampling.BICUBIC)
-    array = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-    return array.float() / 127.5 - 1.0  # [-1, 1], the metrics' input convention
+    return to_metric_tensor(image if size is None else square(image, size))
 
 
 def folder_images(folder: Path) -> list[Path]:

@@ -194,6 +194,15 @@ def imported_directions(checkpoint: dict[str, Any]) -> list[str] | None:
     return list(record.get("directions") or []) if isinstance(record, dict) else None
 
 
+def usable_directions(model: ImageModel) -> list[str]:
+    """The directions ``model`` translates with trained weights: its ``inference_directions``, less
+    those a reference import left untrained; empty for one-way models (they take no direction)."""
+    imported = model.imported_directions
+    return [
+        direction for direction in model.inference_directions if imported is None or direction in imported
+    ]
+
+
 def no_network_message(model: ImageModel, path: Path) -> str | None:
     """The model's own explanation when it has no generator to apply to images, with the checkpoint's
     run folder result when one is there; None for models that have one."""
@@ -254,16 +263,14 @@ def inference_network(
             f"{class_path} has one generator (its direction was fixed when it was trained), so direction="
             f"{direction!r} does not apply; leave the direction out."
         )
-    imported = model.imported_directions
-    if imported is not None and directions:
-        if direction is not None and direction not in imported:
-            raise CheckpointError(
-                f"This checkpoint was imported from the reference code's generator file for "
-                f"{', '.join(imported)} only, so {direction} has untrained weights. Import that direction's "
-                "file too (`ganstyle import-reference A.pth --generator-ba B.pth ...`) or leave the direction out."
-            )
-        direction = direction or imported[0]
-    direction = direction or (directions[0] if directions else None)
+    usable = usable_directions(model)
+    if direction is not None and directions and direction not in usable:
+        raise CheckpointError(
+            f"This checkpoint was imported from the reference code's generator file for "
+            f"{', '.join(usable)} only, so {direction} has untrained weights. Import that direction's "
+            "file too (`ganstyle import-reference A.pth --generator-ba B.pth ...`) or leave the direction out."
+        )
+    direction = direction or (usable[0] if usable else None)
     given = {name: value for name, value in conditioning.items() if value is not None}
     unknown = [name for name in given if name not in model.inference_conditioning]
     if unknown:

@@ -200,12 +200,11 @@ def evaluate(
     save_translations: Path | None = None,
 ) -> Evaluation:
     """Score each checkpoint of ``target`` on ``dataset_root``'s test split (see the module docstring)."""
-    from ganstyle.inference import load
-    from ganstyle.inference.loading import load_model
+    from ganstyle.inference.loading import load_model, model_stylizer, resolve_device, usable_directions
 
     checkpoints = run_checkpoints(target, every_checkpoint)
     kind, folders = test_split(dataset_root)
-    run_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    run_device = resolve_device(device)
     result = Evaluation(dataset_root, dataset_name, size, weights, published=dict(published or {}))
     if kind == "unpaired":
         domain = {"A": _images(folders["A"], size), "B": _images(folders["B"], size)}
@@ -216,13 +215,10 @@ def evaluate(
         sources = [square(a, size) for a, _ in pairs]
         targets = [square(b, size) for _, b in pairs]
     for checkpoint in checkpoints:
-        model = load_model(checkpoint)
+        model = load_model(checkpoint)  # once per checkpoint, for every direction scored
+        epoch = checkpoint_epoch(checkpoint)
         # One-way models (CUT, pix2pix) translate A -> B and take no direction.
-        two_way = [
-            d
-            for d in model.inference_directions
-            if model.imported_directions is None or d in model.imported_directions
-        ]
+        two_way = usable_directions(model)
         available = two_way or ["AtoB"]
         wanted = [d for d in (directions or available) if d in available] if kind == "unpaired" else [None]
         if not wanted:
@@ -231,8 +227,9 @@ def evaluate(
                 "is not among them."
             )
         for direction in wanted:
-            stylizer = load(
-                checkpoint,
+            stylizer = model_stylizer(
+                model,
+                checkpoint.name,
                 direction=direction if two_way else None,
                 device=run_device,
                 tile=None,
@@ -245,7 +242,7 @@ def evaluate(
                     stylizer, domain[source], domain[reference], metrics, run_device
                 )
                 score = Score(
-                    checkpoint, checkpoint_epoch(checkpoint), direction or "AtoB", len(domain[source]),
+                    checkpoint, epoch, direction or "AtoB", len(domain[source]),
                     len(domain[reference]), float(scores["fid"]), _float(scores.get("kid")),
                     _float(scores.get("kid_std")),
                 )  # fmt: skip
@@ -255,7 +252,7 @@ def evaluate(
                 scores, translated = _score_translation(stylizer, sources, targets, metrics, run_device)
                 psnr, ssim = _psnr_ssim(translated, targets)
                 score = Score(
-                    checkpoint, checkpoint_epoch(checkpoint), paired_direction, len(sources), len(targets),
+                    checkpoint, epoch, paired_direction, len(sources), len(targets),
                     float(scores["fid"]), _float(scores.get("kid")), _float(scores.get("kid_std")), psnr, ssim,
                 )  # fmt: skip
                 names = list_images(folders["pairs"])

@@ -131,16 +131,12 @@ class Translator:
         if entry is None:
             return {"directions": [], "styles": False, "dropout": False, "report": None}
         model = self.cache.get(entry.path)
-        directions = [
-            direction
-            for direction in model.inference_directions
-            if model.imported_directions is None or direction in model.imported_directions
-        ]
+        from ganstyle.inference.loading import count_dropout, usable_directions
+
+        directions = usable_directions(model)
         takes_styles = "style_images" in model.inference_conditioning
         dropout_layers = 0
         if not takes_styles:  # a style model's generator needs its styles before it can be built
-            from ganstyle.inference.loading import count_dropout
-
             dropout_layers = count_dropout(model.inference_generator(directions[0] if directions else None))
         return {
             "directions": directions,
