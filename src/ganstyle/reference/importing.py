@@ -204,15 +204,14 @@ def _reference_hyperparameters(model: str, generator: dict[str, Any], mode: str)
     norm = "batch" if model == "pix2pix" else "instance"
     discriminator = {
         "_target_": "ganstyle.networks.NLayerDiscriminator",
-        "in_channels": 6 if model == "pix2pix" else generator["out_channels"],
+        # pix2pix's discriminator judges the (input, output) pair stacked on channels.
+        "in_channels": generator["out_channels"] + (generator["in_channels"] if model == "pix2pix" else 0),
         "ndf": 64,
         "n_layers": 3,
         "norm": norm,
         "init_type": generator.get("init_type", "normal"),
         "init_gain": 0.02,
     }
-    if model == "pix2pix":
-        discriminator["in_channels"] = generator["in_channels"] + generator["out_channels"]
     if model == "cut":
         discriminator["antialias"] = bool(generator.get("antialias", True))
     optimizer = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 2.0e-4, "betas": [0.5, 0.999]}
@@ -275,8 +274,8 @@ def import_reference(
     cls = import_model_class(MODEL_CLASSES[model])
     hyper_parameters = _reference_hyperparameters(model, guess.config, mode)
     network_model = cls(**hyper_parameters)
-    for direction, (path, tensors) in files.items():
-        generator = network_model.inference_generator(direction if model == "cyclegan" else None)
+    for filled, (path, tensors) in files.items():
+        generator = network_model.inference_generator(filled if model == "cyclegan" else None)
         expected = generator.state_dict()
         loadable = {key: value for key, value in tensors.items() if key in expected}
         missing = [key for key in expected if key not in loadable]
@@ -294,7 +293,7 @@ def import_reference(
         "pytorch-lightning_version": lightning.__version__,
         REFERENCE_IMPORT_KEY: {
             "directions": list(files),
-            "files": {direction: str(path) for direction, (path, _) in files.items()},
+            "files": {filled: str(path) for filled, (path, _) in files.items()},
             "source": source or str(weights),
             "generator": guess.description,
         },
