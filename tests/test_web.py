@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -79,11 +81,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@contextmanager
+def serving(checkpoints: list[Path], results: Path) -> Iterator[tuple[Client, int]]:
+    """The page over ``checkpoints`` on a free loopback port, and a client for it; closed on exit."""
+    app = build_app(checkpoints, device="cpu", output_dir=results)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False)
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False, httpx_kwargs={"timeout": 120}), port
+    finally:
+        app.close()
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A server over one checkpoint of each kind, its client, and the checkpoints' labels."""
-    from omegaconf import OmegaConf  # noqa: F401  (Hydra's compose is used through the conftest fixture below)
-
     root = tmp_path_factory.mktemp("served")
     checkpoints = root / "checkpoints"
     checkpoints.mkdir()
@@ -99,13 +111,9 @@ def served(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(served):
     root, checkpoints = served
-    app = build_app([checkpoints], device="cpu", output_dir=root / "results")
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False)
-    client = Client(f"http://127.0.0.1:{port}/", verbose=False, httpx_kwargs={"timeout": 120})
     labels = {entry.path.stem: entry.label for entry in find_checkpoints([checkpoints])}
-    yield app, client, labels, port
-    app.close()
+    with serving([checkpoints], root / "results") as (client, port):
+        yield client, labels, port
 
 
 def translate(client: Client, files: list[Path], label: str, **options):
@@ -137,7 +145,7 @@ def stylize_cli(checkpoint: Path, image: Path, out: Path, *flags: str) -> np.nda
     [("cyclegan", "AtoB"), ("cyclegan", "BtoA"), ("cut", None), ("pix2pix", None)],
 )
 def test_the_page_gives_the_pixels_ganstyle_stylize_writes(server, served, tmp_path, checkpoint, direction):
-    _, client, labels, _ = server
+    client, labels, _ = server
     _, checkpoints = served
     image = photo("photo.png", (70, 45), tmp_path)
     pairs, download, status = translate(client, [image], labels[checkpoint], direction=direction or "AtoB")
@@ -154,11 +162,7 @@ def test_the_page_gives_the_pixels_ganstyle_stylize_writes(server, served, tmp_p
 
 def test_adain_with_two_styles_gives_the_pixels_of_ganstyle_stylize(compose_config, tmp_path):
     checkpoint = adain_checkpoint(compose_config, tmp_path / "adain.ckpt")
-    app = build_app([checkpoint], device="cpu", output_dir=tmp_path / "results")
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, httpx_kwargs={"timeout": 120})
+    with serving([checkpoint], tmp_path / "results") as (client, _):
         label = find_checkpoints([checkpoint])[0].label
         image = photo("content.png", (48, 40), tmp_path)
         styles = [photo("style_a.png", (40, 40), tmp_path, 1), photo("style_b.png", (36, 44), tmp_path, 2)]
@@ -170,14 +174,12 @@ def test_adain_with_two_styles_gives_the_pixels_of_ganstyle_stylize(compose_conf
         assert np.array_equal(np.asarray(Image.open(download)), expected)
         _, _, status = translate(client, [image], label)
         assert "add a style image" in status
-    finally:
-        app.close()
 
 
 def test_several_images_come_back_as_a_zip_and_a_longest_side_is_honoured(server, tmp_path):
     import zipfile
 
-    _, client, labels, _ = server
+    client, labels, _ = server
     files = [photo("a.png", (80, 40), tmp_path, 1), photo("b.png", (30, 60), tmp_path, 2)]
     pairs, download, status = translate(client, files, labels["cut"], size_mode="longest side", side=40)
     assert "2 image(s) translated" in status and len(pairs) == 4
@@ -187,7 +189,7 @@ def test_several_images_come_back_as_a_zip_and_a_longest_side_is_honoured(server
 
 
 def test_bad_uploads_get_a_message_and_the_server_keeps_serving(server, served, tmp_path):
-    _, client, labels, _ = server
+    client, labels, _ = server
     text = tmp_path / "notes.txt"
     text.write_text("not an image")
     good = photo("good.jpg", (40, 32), tmp_path)
@@ -209,11 +211,7 @@ def test_a_checkpoint_deleted_while_serving_is_a_message_and_others_still_work(s
     _, checkpoints = served
     copy = tmp_path / "temporary.ckpt"
     shutil.copy(checkpoints / "cut.ckpt", copy)
-    app = build_app([copy, checkpoints / "pix2pix.ckpt"], device="cpu", output_dir=tmp_path / "results")
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, httpx_kwargs={"timeout": 120})
+    with serving([copy, checkpoints / "pix2pix.ckpt"], tmp_path / "results") as (client, _):
         labels = {
             entry.path.stem: entry.label for entry in find_checkpoints([copy, checkpoints / "pix2pix.ckpt"])
         }
@@ -223,8 +221,6 @@ def test_a_checkpoint_deleted_while_serving_is_a_message_and_others_still_work(s
         assert "is no longer there" in status
         _, _, status = translate(client, [image], labels["pix2pix"])
         assert "1 image(s) translated" in status
-    finally:
-        app.close()
 
 
 def test_only_the_imported_direction_is_offered(served, tmp_path):
@@ -232,16 +228,10 @@ def test_only_the_imported_direction_is_offered(served, tmp_path):
     one_way = import_reference(
         reference_file("cyclegan", tmp_path / "G.pth", 5), "cyclegan", tmp_path / "one.ckpt"
     )
-    app = build_app([one_way], device="cpu", output_dir=tmp_path / "results")
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, httpx_kwargs={"timeout": 120})
+    with serving([one_way], tmp_path / "results") as (client, _):
         label = find_checkpoints([one_way])[0].label
         _, _, status = translate(client, [photo("p.png", (40, 40), tmp_path)], label, direction="BtoA")
         assert "AtoB only" in status
-    finally:
-        app.close()
 
 
 def test_checkpoints_are_listed_newest_first_with_model_run_and_epoch(served, tmp_path):
@@ -277,7 +267,7 @@ def test_a_real_browser_uploads_a_photo_and_sees_the_translation(server, tmp_pat
     playwright = pytest.importorskip(
         "playwright.sync_api", reason="playwright is not installed (ganstyle[dev])"
     )
-    _, _, _, port = server
+    _, _, port = server
     from skimage import data
 
     image = tmp_path / "astronaut.png"
