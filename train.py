@@ -13,7 +13,7 @@ os.environ.setdefault("GANSTYLE_ROOT", os.path.dirname(os.path.abspath(__file__)
 
 import hydra  # noqa: E402
 
-from ganstyle.config import ConfigError, rewrite_null_group_overrides  # noqa: E402  (also registers schemas)
+from ganstyle.config import ConfigError, rewrite_command_line  # noqa: E402  (also registers schemas)
 from ganstyle.run.overrides import check_output_folder_in_argv, check_overrides  # noqa: E402
 from ganstyle.run.resuming import check_reused_run_dir_in_argv  # noqa: E402
 
@@ -44,8 +44,12 @@ def main(cfg) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv = rewrite_null_group_overrides(sys.argv, os.path.join(os.environ["GANSTYLE_ROOT"], "conf"))
+    if "--verbose" in sys.argv:  # every library line and Lightning's model table (ganstyle.run.console)
+        sys.argv.remove("--verbose")
+        os.environ["GANSTYLE_VERBOSE"] = "1"
     try:  # before Hydra starts: it rewrites <run dir>/.hydra/ of an earlier run before train() runs
+        # experiment=null as Hydra's ~experiment; the quick start dropped for data other than the embedded
+        sys.argv = rewrite_command_line(sys.argv, os.path.join(os.environ["GANSTYLE_ROOT"], "conf"))
         # A misspelt key gets the nearest valid names instead of Hydra's "+key" hint.
         check_overrides(sys.argv, os.path.join(os.environ["GANSTYLE_ROOT"], "conf"))
         check_reused_run_dir_in_argv(sys.argv)

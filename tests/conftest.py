@@ -44,11 +44,11 @@ def compose_config(tmp_path, cache_dir):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from ganstyle.config import rewrite_null_group_overrides
+    from ganstyle.config import rewrite_command_line
 
     def _compose(*overrides: str, output_dir: Path | None = None):
         GlobalHydra.instance().clear()
-        args = rewrite_null_group_overrides(list(overrides), str(CONFIG_DIR))
+        args = rewrite_command_line(list(overrides), str(CONFIG_DIR))
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = compose("train", overrides=args, return_hydra_config=True)
         run_dir = output_dir or tmp_path / "run"

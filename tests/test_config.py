@@ -10,7 +10,7 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from ganstyle.config import ConfigError, rewrite_null_group_overrides
+from ganstyle.config import ConfigError, rewrite_command_line
 from ganstyle.run.config_checks import validate_config
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -70,7 +70,7 @@ def test_quick_start_adam_is_fused_and_the_reference_adam_is_not(compose_config)
 
 def test_null_group_override_is_rewritten_only_for_config_groups():
     argv = ["train.py", "experiment=null", "ckpt_path=null", "debug=null", "loss.style_weight=1e4"]
-    assert rewrite_null_group_overrides(argv, str(CONF)) == [
+    assert rewrite_command_line(argv, str(CONF)) == [
         "train.py",
         "~experiment",
         "ckpt_path=null",

@@ -102,6 +102,26 @@ def test_reference_networks_have_the_reference_parameter_counts(compose_config):
     assert opt_F.defaults["betas"] == (0.5, 0.999)
 
 
+def test_networks_and_heads_are_initialised_as_the_reference_xavier_with_gain_0_02(compose_config):
+    # The reference's base_options.py: --init_type xavier, --init_gain 0.02, for G, D and netF.
+    cfg = compose_config("model=cut", "experiment=null")
+    for network in (cfg.model.generator, cfg.model.discriminator):
+        assert (network.init_type, network.init_gain) == ("xavier", 0.02)
+    torch.manual_seed(0)
+    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    head = next(m for m in model.F.modules() if isinstance(m, torch.nn.Linear) and m.in_features == 256)
+    # xavier normal: std = gain * sqrt(2 / (fan_in + fan_out)) = 0.02 * sqrt(2 / 512) = 0.00125
+    # (N(0, 0.02), the other choice, would be 16 times wider).
+    assert float(head.weight.detach().std()) == pytest.approx(0.02 * (2 / 512) ** 0.5, rel=0.05)
+
+
+def test_the_mode_sets_the_reference_run_length_unless_max_epochs_is_given(compose_config):
+    assert compose_config("model=cut", "experiment=null").trainer.max_epochs == 400  # 200 + 200
+    assert compose_config("model=cut", "experiment=null", "model.mode=fastcut").trainer.max_epochs == 200
+    assert compose_config("model=cut", "experiment=null", "trainer.max_epochs=7").trainer.max_epochs == 7
+    assert compose_config("model=cyclegan", "experiment=null").trainer.max_epochs == 200
+
+
 def test_antialiased_networks_keep_the_image_and_patch_map_sizes():
     generator = ResnetGenerator(ngf=4, n_blocks=5, antialias=True, antialias_up=True)
     images = torch.rand(1, 3, 36, 44) * 2 - 1
@@ -128,7 +148,7 @@ def test_heads_sample_the_same_locations_for_queries_and_keys():
     again, same_ids = heads([features], num_patches=6, patch_ids=ids)
     assert keys[0].shape == (12, 8) and torch.equal(ids[0], same_ids[0]) and torch.allclose(keys[0], again[0])
     # Unit length up to the reference's eps of 1e-7, which is not negligible against the small outputs of
-    # freshly initialised heads (weights ~ N(0, 0.02)).
+    # freshly initialised heads.
     assert torch.allclose(keys[0].norm(dim=1), torch.ones(12), atol=1e-3)
 
 

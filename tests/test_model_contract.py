@@ -180,3 +180,65 @@ def test_the_framework_reads_models_through_the_contract_without_probing_them():
         for hit in probed_names(path)
     ]
     assert not offenders, "\n".join(offenders)
+
+
+# --- one discriminator path --------------------------------------------------------------------------
+DISCRIMINATOR_ATTRIBUTES = {"D", "D_A", "D_B", "discriminator", "critic"}
+MODEL_SOURCES = sorted((PACKAGE / "models").glob("*.py")) + [ROOT / "docs" / "examples" / "minimal_gan.py"]
+
+
+def direct_discriminator_calls(path: Path) -> list[str]:
+    """``self.D(...)``-like calls: a discriminator called without ImageModel.discriminate."""
+    calls = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "self"
+            and node.func.attr in DISCRIMINATOR_ATTRIBUTES
+        ):
+            calls.append(f"{path.name}:{node.lineno} self.{node.func.attr}(...)")
+    return calls
+
+
+def test_no_model_calls_a_discriminator_except_through_discriminate():
+    assert [call for path in MODEL_SOURCES for call in direct_discriminator_calls(path)] == []
+
+
+def test_every_discriminator_call_of_a_training_step_and_its_penalty_runs_inside_discriminate(
+    compose_config, monkeypatch
+):
+    from helpers import fit_one_batch
+
+    cfg = compose_config(
+        "experiment=null",
+        "loss.gan_mode=wgangp",
+        "model.batch_shared_calls=false",
+        "model.generator.netG=resnet_1blocks",
+        "model.generator.ngf=4",
+        "model.discriminator.ndf=4",
+        "model.discriminator.n_layers=1",
+        "model.pool_size=0",
+    )
+    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    inside, calls = [], {"inside": 0, "outside": 0}
+
+    def count(module, args):
+        calls["inside" if inside else "outside"] += 1
+    original = ImageModel.discriminate
+
+    def discriminate(self, *args, **kwargs):
+        inside.append(True)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(ImageModel, "discriminate", discriminate)
+    for network in (model.D_A, model.D_B):
+        network.register_forward_pre_hook(count)
+    images = torch.rand(2, 1, 3, 16, 16) * 2 - 1
+    fit_one_batch(model, {"A": images[0], "B": images[1], "A_path": ["a.png"], "B_path": ["b.png"]})
+    # G step: D_A and D_B once each; D step: real, fake and the penalty's interpolates for each.
+    assert calls == {"inside": 8, "outside": 0}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import hydra
 import numpy as np
 import pytest
@@ -84,11 +86,25 @@ def test_discriminator_sees_the_six_channel_input_output_pair_in_both_steps():
     model.discriminator.register_forward_hook(lambda module, args, out: seen.append(args[0].detach()))
     batch = pair_batch()
     fit_one_batch(model, batch)
-    assert len(seen) == 3  # D step: real pair, fake pair; G step: fake pair
+    assert len(seen) == 3  # D step: fake pair, real pair; G step: fake pair
     for pair in seen:
         assert pair.shape == (2, 6, SIZE, SIZE)
         assert torch.equal(pair[:, :3], batch["A"])  # conditioned on the input
-    assert torch.equal(seen[0][:, 3:], batch["B"]) or torch.equal(seen[1][:, 3:], batch["B"])
+    # The reference's order (pix2pix_model.py backward_D: fake, then real).
+    assert torch.equal(seen[1][:, 3:], batch["B"]) and not torch.equal(seen[0][:, 3:], batch["B"])
+
+
+def test_discriminator_batch_norm_statistics_follow_the_reference_order_fake_then_real():
+    torch.manual_seed(0)
+    model = tiny_model()
+    batch = pair_batch()
+    fake_B = model.generator(batch["A"]).detach()
+    reference = copy.deepcopy(model.discriminator)
+    model.discriminator_terms(batch["A"], batch["B"], fake_B)
+    reference(torch.cat([batch["A"], fake_B], dim=1))
+    reference(torch.cat([batch["A"], batch["B"]], dim=1))
+    ours = {k: v for k, v in model.discriminator.state_dict().items() if "running" in k}
+    assert ours and all(torch.equal(v, reference.state_dict()[k]) for k, v in ours.items())
 
 
 def test_generator_loss_weights_the_l1_term_by_l1_weight():

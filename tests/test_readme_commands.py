@@ -150,3 +150,41 @@ def test_a_documented_command_with_a_renamed_key_would_fail_here(compose_config)
     assert overrides == ["loss.cycle_wieght=5", "data.root=/data/dataset"]
     with pytest.raises(ConfigCompositionException, match="cycle_wieght"):
         compose_config(*overrides)
+
+
+OWN_DATA_COMMANDS = [
+    (location, text)
+    for location, text in COMMANDS
+    if re.search(r"(?<![\w.])data=(?!embedded)", text) and "experiment=" not in text
+]
+
+
+def test_the_own_data_commands_are_found():
+    assert {"README.md", "cut.md"} <= {location.split(":")[0] for location, _ in OWN_DATA_COMMANDS}
+    assert {"model=cut", "model=pix2pix"} <= {word for _, text in OWN_DATA_COMMANDS for word in text.split()}
+
+
+@pytest.mark.parametrize("location, text", OWN_DATA_COMMANDS, ids=[location for location, _ in OWN_DATA_COMMANDS])
+def test_a_documented_command_on_your_own_data_trains_at_the_model_configs_reference_sizes(
+    location, text, compose_config, monkeypatch
+):
+    # Without experiment=null: the quick start's CPU sizes are for the embedded data only.
+    monkeypatch.chdir(ROOT)
+    overrides = composable_overrides(split_python_path(text)[1], ROOT / "conf")
+    cfg = compose_config(*overrides)
+    reference = compose_config(*overrides, "experiment=null")
+    assert cfg.hydra.runtime.choices.get("experiment") is None
+    for group in ("model", "scheduler", "trainer", "data", "callbacks"):
+        assert cfg[group] == reference[group], group
+
+
+def test_own_data_gets_the_reference_networks_and_run_length(compose_config):
+    cyclegan = compose_config("data=unpaired", "data.root=/data/horse2zebra")
+    assert cyclegan.model.generator.netG == "resnet_9blocks" and cyclegan.trainer.max_epochs == 200
+    assert (cyclegan.data.load_size, cyclegan.data.crop_size) == (286, 256)
+    cut = compose_config("model=cut", "data=unpaired", "data.root=/data/horse2zebra")
+    assert (cut.model.generator.ngf, cut.model.generator.n_blocks, cut.trainer.max_epochs) == (64, 9, 400)
+    # The embedded data keeps its quick start; a sweep mixing both kinds of data is refused.
+    assert compose_config().model.generator.netG == "unet_64"
+    with pytest.raises(Exception, match="mixes the embedded data and other data"):
+        compose_config("data=embedded_cyclegan,unpaired")

@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
+from ganstyle.losses.adversarial import AdversarialLoss
 from ganstyle.losses.reconstruction import ReconstructionLoss
 from ganstyle.models.base import ImageModel, InferenceConditioning, build, plain_data
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
@@ -67,9 +66,7 @@ class MinimalGAN(ImageModel):
         self.reconstruction = ReconstructionLoss(loss["reconstruction"])
         # Against the target of each validation pair; the identity PSNR (the untranslated input) is
         # the do-nothing baseline a trained G must beat.
-        self.val_psnr_B = PeakSignalNoiseRatio(data_range=1.0)
-        self.val_ssim_B = StructuralSimilarityIndexMeasure(data_range=1.0)
-        self.val_psnr_B_identity = PeakSignalNoiseRatio(data_range=1.0)
+        self.build_translation_metrics()  # val/psnr_B, val/ssim_B and the untranslated input's
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Translate images (N, 3, H, W) in [-1, 1]; inference only."""
@@ -84,14 +81,8 @@ class MinimalGAN(ImageModel):
 
         # 1. D: targets -> real, outputs -> fake.
         with self.toggled_optimizer(opt_D):
-            objective = discriminator_loss(
-                self.adversarial,
-                self.discriminator,
-                real_B,
-                fake_B,
-                gp_weight=loss["gp_weight"],
-                real_fake_weight=0.5,  # halved, as in the pix2pix and CycleGAN reference code
-            )
+            # halved, as in the pix2pix and CycleGAN reference code; scored through self.discriminate
+            objective = self.discriminator_objective(self.discriminator, real_B, fake_B, real_fake_weight=0.5)
             terms_D = {f"loss_D_{name}": value for name, value in objective.weighted_terms.items()}
             self.step_if_finite(opt_D, objective.loss, terms_D, "discriminator")
 
@@ -99,7 +90,7 @@ class MinimalGAN(ImageModel):
         # each is multiplied by its loss.*_weight here, where the objective is written.
         with self.toggled_optimizer(opt_G):
             terms_G = {
-                "loss_G_GAN": loss["gan_weight"] * self.adversarial(self.discriminator(fake_B), True, False),
+                "loss_G_GAN": loss["gan_weight"] * self.adversarial(self.discriminate(self.discriminator, fake_B), True, False),
                 "loss_G_L1": loss["l1_weight"] * self.reconstruction(fake_B, real_B),
             }
             loss_G = sum(terms_G.values())

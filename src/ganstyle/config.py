@@ -90,6 +90,33 @@ def cut_mode_default(mode: str, cut_value: Any, fastcut_value: Any) -> Any:
 
 OmegaConf.register_new_resolver("cut_mode_default", cut_mode_default, replace=True)
 
+# Epochs of each model's reference training where it is not 200 (CycleGAN's and pix2pix's 100 + 100):
+# CUT trains 200 + 200 epochs, FastCUT 150 + 50 (the reference's --CUT_mode, train_options.py).
+REFERENCE_EPOCHS = {("ganstyle.models.cut.CUT", "cut"): 400, ("ganstyle.models.cut.CUT", "fastcut"): 200}
+DEFAULT_EPOCHS = 200
+
+
+def reference_epochs(model_target: str, mode: Any = None) -> int:
+    """``${reference_epochs:${model._target_},${oc.select:model.mode,null}}``: trainer.max_epochs
+    unless set, the run length of the model's reference training (``REFERENCE_EPOCHS``, else 200)."""
+    return REFERENCE_EPOCHS.get((str(model_target), str(mode).lower()), DEFAULT_EPOCHS)
+
+
+OmegaConf.register_new_resolver("reference_epochs", reference_epochs, replace=True)
+
+
+def loader_workers(requested: int) -> int:
+    """``${loader_workers:4}``: data loader processes, at most this machine's usable cores (more only
+    compete for them, and PyTorch warns about it)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(0, min(int(requested), cores))
+
+
+OmegaConf.register_new_resolver("loader_workers", loader_workers, replace=True)
+
 _WEIGHT_KEYS = tuple(name for name in LossConfig.__dataclass_fields__ if name.endswith("_weight"))
 
 
@@ -164,7 +191,7 @@ def validate_model_config(model: DictConfig | dict[str, Any]) -> None:
         )
 
 
-def rewrite_null_group_overrides(argv: list[str], config_dir: str) -> list[str]:
+def _null_groups_removed(argv: list[str], config_dir: str) -> list[str]:
     """Turn ``group=null`` into Hydra's ``~group`` for config groups (e.g. ``experiment=null``).
 
     Hydra rejects a null choice for a group that has a default; users (and the README) write
@@ -183,3 +210,34 @@ def rewrite_null_group_overrides(argv: list[str], config_dir: str) -> list[str]:
         else:
             rewritten.append(arg)
     return rewritten
+
+
+EMBEDDED_DATA_PREFIX = "embedded"  # conf/data/embedded_<model>.yaml: the data the quick starts are sized for
+
+
+def _quick_start_dropped_for_other_data(argv: list[str]) -> list[str]:
+    """Add ``~experiment`` when ``data=`` names data other than the embedded dataset and no experiment
+    is chosen: train.yaml's default experiment (``<model>_quickstart``, sizes for a CPU on the
+    embedded data) is not for the user's data, which trains at the model's reference sizes."""
+    data_values = [arg.partition("=")[2] for arg in argv if arg.startswith(("data=", "+data=", "++data="))]
+    chooses_experiment = any(arg.lstrip("+~").partition("=")[0] == "experiment" for arg in argv)
+    if not data_values or chooses_experiment:
+        return argv
+    choices = [choice.strip() for value in data_values for choice in value.split(",")]
+    own_data = [choice for choice in choices if not choice.startswith(EMBEDDED_DATA_PREFIX)]
+    if not own_data:
+        return argv
+    if len(own_data) < len(choices):
+        raise ConfigError(
+            f"This sweep mixes the embedded data and other data ({', '.join(choices)}): the embedded "
+            "data trains at the quick start's sizes and other data at the model's reference sizes, so "
+            "the jobs would differ in more than the data. Sweep them separately, or name the sizes for "
+            "all of them with experiment=<name> (experiment=null: the reference sizes)."
+        )
+    return [*argv, "~experiment"]
+
+
+def rewrite_command_line(argv: list[str], config_dir: str) -> list[str]:
+    """The overrides Hydra gets for ``argv``: ``group=null`` as Hydra's ``~group``, and the quick
+    start dropped when the data is the user's (see the two steps)."""
+    return _quick_start_dropped_for_other_data(_null_groups_removed(argv, config_dir))

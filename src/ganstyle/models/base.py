@@ -17,7 +17,8 @@ Hyperparameters are plain data (network configs with ``_target_``, not built net
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import hydra
@@ -28,7 +29,9 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from ganstyle.config import ConfigError, LossConfig, validate_loss_config
+from ganstyle.losses.adversarial import DiscriminatorLoss, discriminator_loss
 from ganstyle.models.validation_metrics import ValidationMetricsMixin
+from ganstyle.utils.batching import batched_call
 from ganstyle.utils.ddp import find_unused_parameters_for_gans
 from ganstyle.utils.lightning_compat import ConvertedHyperparameters, attached_trainer, default_logs_on_epoch
 from ganstyle.utils.logging_steps import logs_this_step
@@ -251,6 +254,55 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         self.manual_backward(loss)
         optimizer.step()
         return True
+
+    # --- discriminators: the one path -----------------------------------------------------------
+    def discriminate(self, discriminator: Callable[[torch.Tensor], Any], *images: torch.Tensor, together: bool = False) -> Any:
+        """``discriminator``'s outputs on each batch in ``images``: one output, or a tuple for several.
+
+        Every call of a discriminator or critic in every model goes through here: its D step
+        (:meth:`discriminator_objective`), the adversarial term of its G step, the gradient penalty
+        and validation. What changes the images a discriminator sees, or records what it says, is
+        written here once. ``together``: one call on the concatenated batches (the same outputs when
+        the discriminator's samples are independent, :func:`~ganstyle.utils.batching.samples_are_independent`).
+        """
+        if together and len(images) > 1:
+            return batched_call(discriminator, *images)
+        outputs = tuple(discriminator(batch) for batch in images)
+        return outputs if len(images) > 1 else outputs[0]
+
+    def discriminator_objective(
+        self,
+        discriminator: Callable[[torch.Tensor], Any],
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        real_fake_weight: float,
+        order: str = "real_first",
+    ) -> DiscriminatorLoss:
+        """A discriminator's loss on real and generated images, scored through :meth:`discriminate`:
+        :func:`~ganstyle.losses.adversarial.discriminator_loss` with the model's adversarial loss and
+        ``loss.gp_weight`` (the penalty's critic calls go through :meth:`discriminate` too).
+
+        ``order``: ``real_first`` (CycleGAN's backward_D_basic), ``fake_first`` (pix2pix's and CUT's
+        backward_D / compute_D_loss; with batch norm the running statistics depend on it) or
+        ``together`` (one call on both, when the samples are independent).
+        """
+        fake = fake.detach()
+        if order == "together":
+            predictions = self.discriminate(discriminator, real, fake, together=True)
+        elif order == "fake_first":
+            prediction_fake = self.discriminate(discriminator, fake)
+            predictions = (self.discriminate(discriminator, real), prediction_fake)
+        else:
+            predictions = self.discriminate(discriminator, real, fake)
+        return discriminator_loss(
+            self.adversarial,
+            partial(self.discriminate, discriminator),
+            real,
+            fake,
+            gp_weight=self.hparams.loss["gp_weight"],
+            real_fake_weight=real_fake_weight,
+            predictions=tuple(predictions),
+        )
 
     # --- Lightning hooks shared by all models ---------------------------------------------------
     # Speed switches from the `performance` config (ganstyle.utils.performance); train() sets them.

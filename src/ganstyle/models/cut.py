@@ -17,7 +17,7 @@ D, then G and F together; no image pool.
 
     python train.py model=cut                        # CPU quick start on the embedded data
     python train.py model=cut model.mode=fastcut
-    python train.py model=cut experiment=null data=unpaired data.root=datasets/horse2zebra trainer=gpu
+    python train.py model=cut data=unpaired data.root=datasets/horse2zebra trainer=gpu
 """
 
 from __future__ import annotations
@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from ganstyle.config import CUT_MODES, ConfigError
-from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
+from ganstyle.losses.adversarial import AdversarialLoss
 from ganstyle.losses.patchnce import PatchNCELoss
 from ganstyle.losses.perceptual import build_perceptual_criterion, weighted_perceptual_terms
 from ganstyle.models.base import ImageModel, InferenceConditioning, build, plain_data
@@ -130,7 +129,7 @@ class CUT(ImageModel):
         self.F = PatchSampleF(
             self.G.feature_channels(nce_layers),
             nc=head_width,
-            init_type=generator.get("init_type", "normal"),
+            init_type=generator.get("init_type", "xavier"),  # the reference's --init_type default
             init_gain=generator.get("init_gain", 0.02),
         )
         self.adversarial = AdversarialLoss(loss["gan_mode"])
@@ -138,9 +137,9 @@ class CUT(ImageModel):
         # None unless a content/style/TV weight is non-zero: a zero weight builds no VGG at all.
         self.perceptual = build_perceptual_criterion(loss)
 
-        self.val_psnr_B = PeakSignalNoiseRatio(data_range=1.0)
-        self.val_ssim_B = StructuralSimilarityIndexMeasure(data_range=1.0)
-        self.val_psnr_B_identity = PeakSignalNoiseRatio(data_range=1.0)
+        # Ground-truth metrics for A -> B when the validation data has targets (the embedded dataset),
+        # next to the untranslated input's: the do-nothing baseline a model that learnt must beat.
+        self.build_translation_metrics()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Translate A images in [-1, 1] to B; inference only."""
@@ -174,17 +173,7 @@ class CUT(ImageModel):
         with self.toggled_optimizer(opt_D):
             # L_D = 0.5 * (L(D(y), real) + L(D(G(x)), fake)) (+ gp_weight * GP); the fakes are scored
             # first, as in the reference.
-            prediction_fake = self.D(fake_B.detach())
-            prediction_real = self.D(real_B)
-            objective = discriminator_loss(
-                self.adversarial,
-                self.D,
-                real_B,
-                fake_B,
-                gp_weight=loss["gp_weight"],
-                real_fake_weight=0.5,
-                predictions=(prediction_real, prediction_fake),
-            )
+            objective = self.discriminator_objective(self.D, real_B, fake_B, 0.5, order="fake_first")
             loss_D = objective.loss
             # Logged as the reference prints them: D's real and fake terms before halving, and the
             # penalty as it enters L_D.
@@ -197,7 +186,7 @@ class CUT(ImageModel):
         # L_G = gan_weight * L_GAN + nce_weight * (L_NCE + nce_idt_weight * L_NCE_Y) / (1 + nce_idt_weight)
         #       (+ the optional perceptual terms), every L unweighted.
         self.D.requires_grad_(False)
-        terms = {"loss_G_GAN": loss["gan_weight"] * self.adversarial(self.D(fake_B), True, False)}
+        terms = {"loss_G_GAN": loss["gan_weight"] * self.adversarial(self.discriminate(self.D, fake_B), True, False)}
         if loss["nce_weight"] > 0:
             share = loss["nce_weight"] / (1.0 + (loss["nce_idt_weight"] if self.uses_identity_nce() else 0.0))
             terms["loss_NCE"] = share * self.nce_loss(real_A, fake_B, flipped)

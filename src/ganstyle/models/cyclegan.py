@@ -6,7 +6,7 @@ and D_B judging domain-B images. (The reference code calls D_B "netD_A"; names h
 a network judges.) One optimiser steps both generators, one both discriminators, as in the reference.
 
     python train.py model=cyclegan                      # quick-start sizes on the embedded dataset
-    python train.py experiment=null data=unpaired data.root=datasets/horse2zebra  # reference sizes
+    python train.py data=unpaired data.root=datasets/horse2zebra  # reference sizes
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.nn.modules.instancenorm import _InstanceNorm
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
+from ganstyle.losses.adversarial import AdversarialLoss
 from ganstyle.losses.perceptual import build_perceptual_criterion, weighted_perceptual_terms
 from ganstyle.losses.reconstruction import ReconstructionLoss
 from ganstyle.models.base import ImageModel, InferenceConditioning, build
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
+from ganstyle.utils.batching import batched_call, samples_are_independent
 from ganstyle.utils.image_pool import ImagePool
 
 if TYPE_CHECKING:  # annotations only: typing.Unpack needs Python 3.11
@@ -81,10 +79,9 @@ class CycleGAN(ImageModel):
         self.pool_A = ImagePool(pool_size)
         self.pool_B = ImagePool(pool_size)
 
-        # Ground-truth metrics for A -> B when the validation data has targets (the embedded dataset).
-        self.val_psnr_B = PeakSignalNoiseRatio(data_range=1.0)
-        self.val_ssim_B = StructuralSimilarityIndexMeasure(data_range=1.0)
-        self.val_psnr_B_identity = PeakSignalNoiseRatio(data_range=1.0)
+        # Ground-truth metrics for A -> B when the validation data has targets (the embedded dataset),
+        # next to the untranslated input's: the do-nothing baseline a model that learnt must beat.
+        self.build_translation_metrics()
 
     def forward(self, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """Translate images in [-1, 1]; inference only."""
@@ -152,8 +149,8 @@ class CycleGAN(ImageModel):
         rec_A = self.G_BA(fake_B)
         rec_B = self.G_AB(fake_A)
         terms = {
-            "loss_G_AB": loss["gan_weight"] * self.adversarial(self.D_B(fake_B), True, False),
-            "loss_G_BA": loss["gan_weight"] * self.adversarial(self.D_A(fake_A), True, False),
+            "loss_G_AB": loss["gan_weight"] * self.adversarial(self.discriminate(self.D_B, fake_B), True, False),
+            "loss_G_BA": loss["gan_weight"] * self.adversarial(self.discriminate(self.D_A, fake_A), True, False),
             "loss_cycle_A": loss["cycle_weight"] * self.reconstruction(rec_A, real_A),
             "loss_cycle_B": loss["cycle_weight"] * self.reconstruction(rec_B, real_B),
         }
@@ -177,21 +174,11 @@ class CycleGAN(ImageModel):
         return terms, fake_A, fake_B
 
     def discriminator_loss(self, discriminator, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """0.5 * (L(D(real), real) + L(D(fake), fake)) (+ loss.gp_weight * GP with gan_mode=wgangp):
-        :func:`~ganstyle.losses.adversarial.discriminator_loss`, halved as in the reference so D
-        learns slower than G; real and fake scored in one call when the discriminator allows it."""
-        predictions = None
-        if self.batch_discriminator_calls:
-            predictions = batched_call(discriminator, real, fake.detach())
-        return discriminator_loss(
-            self.adversarial,
-            discriminator,
-            real,
-            fake,
-            gp_weight=self.hparams.loss["gp_weight"],
-            real_fake_weight=0.5,
-            predictions=predictions,
-        ).loss
+        """0.5 * (L(D(real), real) + L(D(fake), fake)) (+ loss.gp_weight * GP with gan_mode=wgangp),
+        halved as in the reference so D learns slower than G; real scored before fake as the
+        reference's backward_D_basic does, or both in one call when the discriminator allows it."""
+        order = "together" if self.batch_discriminator_calls else "real_first"
+        return self.discriminator_objective(discriminator, real, fake, real_fake_weight=0.5, order=order).loss
 
     def make_optimizers(self):
         return (
@@ -251,32 +238,3 @@ class CycleGAN(ImageModel):
             "AtoB": (self.G_AB(batch["A"]), batch["A_path"]),
             "BtoA": (self.G_BA(batch["B"]), batch["B_path"]),
         }
-
-
-def samples_are_independent(network: torch.nn.Module) -> bool:
-    """True when each output sample depends only on its own input sample (instance norm or none).
-
-    Batch norm normalises by statistics of the whole batch, so calling it on two batches at once
-    changes both results; instance norm that tracks running statistics would update them once with
-    the joint batch instead of twice. Either keeps separate calls.
-    """
-    for module in network.modules():
-        if isinstance(module, _BatchNorm):
-            return False
-        if isinstance(module, _InstanceNorm) and module.track_running_stats:
-            return False
-    return True
-
-
-def batched_call(network: torch.nn.Module, *inputs: torch.Tensor) -> tuple[Any, ...]:
-    """``network`` applied to each of ``inputs`` in one call on their concatenation.
-
-    Gives the same outputs and gradients as separate calls when :func:`samples_are_independent`;
-    one larger call keeps a GPU busier than several small ones. A list of predictions (multi-scale
-    discriminators) is split scale by scale.
-    """
-    sizes = [x.shape[0] for x in inputs]
-    output = network(torch.cat(inputs, dim=0))
-    if isinstance(output, torch.Tensor):
-        return output.split(sizes)
-    return tuple(zip(*(scale.split(sizes) for scale in output)))

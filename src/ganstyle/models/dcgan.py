@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ganstyle.config import ConfigError
-from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
+from ganstyle.losses.adversarial import AdversarialLoss
 from ganstyle.models.base import ImageModel, InferenceConditioning, build, plain_data
 from ganstyle.networks.critic_checks import check_critic_norm
 
@@ -182,7 +182,7 @@ class DCGAN(ImageModel):
         # 2. Generator step after every n_critic critic steps, on a new noise batch.
         if self.critic_steps_since_generator_step >= self.hparams.n_critic:
             with self.toggled_optimizer(opt_G):
-                score = self.discriminator(self.generator(self.sample_noise(size)))
+                score = self.discriminate(self.discriminator, self.generator(self.sample_noise(size)))
                 loss_G = self.hparams.loss["gan_weight"] * self.adversarial(score, True, False)
                 self.step_if_finite(opt_G, loss_G, {"loss_G": loss_G}, "generator")
             self.critic_steps_since_generator_step = 0
@@ -200,14 +200,7 @@ class DCGAN(ImageModel):
         """L(D(x), real) and L(D(G(z)), fake), summed unhalved as in both papers' Algorithm 1; with
         gan_mode=wgangp also loss.gp_weight * the gradient penalty on random interpolates of real and
         generated images (:func:`~ganstyle.losses.adversarial.discriminator_loss`)."""
-        objective = discriminator_loss(
-            self.adversarial,
-            self.discriminator,
-            real,
-            fake,
-            gp_weight=self.hparams.loss["gp_weight"],
-            real_fake_weight=1.0,
-        )
+        objective = self.discriminator_objective(self.discriminator, real, fake, real_fake_weight=1.0)
         return {f"loss_D_{name}": value for name, value in objective.weighted_terms.items()}
 
     def make_optimizers(self):
@@ -230,7 +223,7 @@ class DCGAN(ImageModel):
         self.check_image_size(real)
         size = real.shape[0]
         fake = self.generator(self.sample_noise(size, seed=batch_idx))
-        score_real, score_fake = self.discriminator(real), self.discriminator(fake)
+        score_real, score_fake = self.discriminate(self.discriminator, real, fake)
         loss_real, loss_fake = self.adversarial(score_real, True), self.adversarial(score_fake, False)
         self.log("val/loss_D", loss_real + loss_fake, batch_size=size)
         if self.hparams.loss["gan_mode"] == "wgangp":

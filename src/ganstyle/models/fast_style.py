@@ -39,7 +39,7 @@ from torch import nn
 
 from ganstyle.config import ConfigError
 from ganstyle.inference.tiling import pad_to_multiple
-from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
+from ganstyle.losses.adversarial import AdversarialLoss
 from ganstyle.losses.perceptual import build_perceptual_criterion, weighted_perceptual_terms
 from ganstyle.losses.style_targets import StyleTargets, style_images_from
 from ganstyle.models.base import ImageModel, InferenceConditioning, build
@@ -164,7 +164,7 @@ class FastStyleTransfer(ImageModel):
             terms = weighted_perceptual_terms(self.perceptual_terms(stylized, content), loss)
             if self.discriminator is not None:
                 terms["gan"] = loss["gan_weight"] * self.adversarial(
-                    self.discriminator(stylized), True, for_discriminator=False
+                    self.discriminate(self.discriminator, stylized), True, for_discriminator=False
                 )
             loss_G = sum(terms.values())
             self.step_if_finite(opt_G, loss_G, terms, "generator")
@@ -183,14 +183,7 @@ class FastStyleTransfer(ImageModel):
     def discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """0.5 * (L(D(style crops), real) + L(D(stylised), fake)), plus loss.gp_weight * the gradient
         penalty for wgangp (:func:`~ganstyle.losses.adversarial.discriminator_loss`), halved as CycleGAN's."""
-        return discriminator_loss(
-            self.adversarial,
-            self.discriminator,
-            real,
-            fake,
-            gp_weight=self.hparams.loss["gp_weight"],
-            real_fake_weight=0.5,
-        ).loss
+        return self.discriminator_objective(self.discriminator, real, fake, real_fake_weight=0.5).loss
 
     def make_optimizers(self):
         optimizers = [self.build_optimizer(self.generator.parameters())]

@@ -34,10 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from ganstyle.config import ConfigError
-from ganstyle.losses.adversarial import AdversarialLoss, discriminator_loss
+from ganstyle.losses.adversarial import AdversarialLoss
 from ganstyle.losses.reconstruction import ReconstructionLoss
 from ganstyle.models.base import ImageModel, InferenceConditioning, build, plain_data
 from ganstyle.models.validation_metrics import TRANSLATION_AGAINST_TARGET_METRICS
@@ -120,11 +119,9 @@ class Pix2Pix(ImageModel):
         self.adversarial = AdversarialLoss(loss["gan_mode"])
         self.reconstruction = ReconstructionLoss(loss["reconstruction"])
 
-        # Against the ground-truth B of each validation pair; psnr_B_identity is the do-nothing
-        # baseline (the untranslated input), so a model that has learnt something beats it.
-        self.val_psnr_B = PeakSignalNoiseRatio(data_range=1.0)
-        self.val_ssim_B = StructuralSimilarityIndexMeasure(data_range=1.0)
-        self.val_psnr_B_identity = PeakSignalNoiseRatio(data_range=1.0)
+        # Ground-truth metrics for A -> B when the validation data has targets (the embedded dataset),
+        # next to the untranslated input's: the do-nothing baseline a model that learnt must beat.
+        self.build_translation_metrics()
 
     @classmethod
     def check_loss_config(cls, loss: dict[str, Any]) -> None:
@@ -168,7 +165,7 @@ class Pix2Pix(ImageModel):
         with self.toggled_optimizer(opt_G):
             terms_G = {}
             if loss["gan_weight"] > 0:
-                score = self.discriminator(torch.cat([real_A, fake_B], dim=1))
+                score = self.discriminate(self.discriminator, torch.cat([real_A, fake_B], dim=1))
                 terms_G["loss_G_GAN"] = loss["gan_weight"] * self.adversarial(score, True, False)
             if loss["l1_weight"] > 0:
                 terms_G["loss_G_L1"] = loss["l1_weight"] * self.reconstruction(fake_B, real_B)
@@ -187,14 +184,11 @@ class Pix2Pix(ImageModel):
         reference; with gan_mode=wgangp also loss.gp_weight * the gradient penalty on interpolated pairs
         (:func:`~ganstyle.losses.adversarial.discriminator_loss`)."""
         real_pair = torch.cat([real_A, real_B], dim=1)
-        fake_pair = torch.cat([real_A, fake_B], dim=1)
-        objective = discriminator_loss(
-            self.adversarial,
-            self.discriminator,
-            real_pair,
-            fake_pair,
-            gp_weight=self.hparams.loss["gp_weight"],
-            real_fake_weight=0.5,
+        fake_pair = torch.cat([real_A, fake_B.detach()], dim=1)
+        # The fake pair is scored first, as in the reference (pix2pix_model.py, backward_D): with
+        # batch norm the running statistics that eval mode and checkpoints keep depend on the order.
+        objective = self.discriminator_objective(
+            self.discriminator, real_pair, fake_pair, real_fake_weight=0.5, order="fake_first"
         )
         return {f"loss_D_{name}": value for name, value in objective.weighted_terms.items()}
 

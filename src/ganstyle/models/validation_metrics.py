@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from ganstyle.metrics.validation import ValidationDistributionMetrics, build_validation_metrics
 
@@ -22,7 +23,9 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
 
 # What log_translation_against_target logs: a model's validation_metric_names includes these exactly
 # when its validation batches carry targets.
-TRANSLATION_AGAINST_TARGET_METRICS = frozenset({"val/psnr_B", "val/ssim_B", "val/psnr_B_identity"})
+TRANSLATION_AGAINST_TARGET_METRICS = frozenset(
+    {"val/psnr_B", "val/ssim_B", "val/psnr_B_identity", "val/ssim_B_identity"}
+)
 
 
 class ValidationMetricsMixin:
@@ -43,19 +46,30 @@ class ValidationMetricsMixin:
         (see ganstyle.run.monitoring)."""
         return None
 
+    def build_translation_metrics(self) -> None:
+        """The metrics :meth:`log_translation_against_target` accumulates; call in ``__init__``
+        (they are submodules, so they move with the model and reset each validation epoch)."""
+        self.val_psnr_B = PeakSignalNoiseRatio(data_range=1.0)
+        self.val_ssim_B = StructuralSimilarityIndexMeasure(data_range=1.0)
+        self.val_psnr_B_identity = PeakSignalNoiseRatio(data_range=1.0)
+        self.val_ssim_B_identity = StructuralSimilarityIndexMeasure(data_range=1.0)
+
     def log_translation_against_target(
         self, source: torch.Tensor, translated: torch.Tensor, target: torch.Tensor, batch_size: int
     ) -> None:
         """``val/psnr_B`` and ``val/ssim_B`` of a translation against its ground truth, and
-        ``val/psnr_B_identity``: the untranslated source's PSNR, the do-nothing baseline a translation
-        must beat. Needs the model's ``val_psnr_B``, ``val_ssim_B`` and ``val_psnr_B_identity`` metrics."""
+        ``val/psnr_B_identity`` / ``val/ssim_B_identity``: the untranslated source's scores, the
+        do-nothing baseline a translation must beat. Needs :meth:`build_translation_metrics`."""
         target = to_unit_range(target)
-        self.val_psnr_B(to_unit_range(translated), target)
-        self.val_ssim_B(to_unit_range(translated), target)
-        self.val_psnr_B_identity(to_unit_range(source), target)
-        self.log("val/psnr_B", self.val_psnr_B, batch_size=batch_size, prog_bar=True)
-        self.log("val/ssim_B", self.val_ssim_B, batch_size=batch_size)
-        self.log("val/psnr_B_identity", self.val_psnr_B_identity, batch_size=batch_size)
+        scored = {
+            "val/psnr_B": (self.val_psnr_B, translated),
+            "val/ssim_B": (self.val_ssim_B, translated),
+            "val/psnr_B_identity": (self.val_psnr_B_identity, source),
+            "val/ssim_B_identity": (self.val_ssim_B_identity, source),
+        }
+        for name, (metric, images) in scored.items():
+            metric(to_unit_range(images), target)
+            self.log(name, metric, batch_size=batch_size, prog_bar=name == "val/psnr_B")
 
     def configure_validation_metrics(self, metrics_cfg: Mapping[str, Any] | None) -> bool:
         """Build FID/KID for this run (not a hyperparameter: inference never needs it). True if on."""

@@ -29,7 +29,8 @@ class PatchSampleF(nn.Module):
         in_channels: the width C_l of each layer's features, in the order the features are passed.
         nc: the projection width (``--netF_nc``, 256).
         use_mlp: project with the MLPs (``mlp_sample``); False samples and normalises only (``sample``).
-        init_type, init_gain: weight initialisation, see :func:`init_weights` (the reference's N(0, 0.02)).
+        init_type, init_gain: weight initialisation, see :func:`init_weights` (CUT's reference: xavier, gain 0.02,
+            its --init_type default; the model passes the generator's).
     """
 
     def __init__(

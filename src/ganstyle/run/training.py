@@ -22,6 +22,7 @@ from ganstyle.callbacks.metrics_history import MetricsHistory
 from ganstyle.callbacks.signals import EXIT_CODE_SIGINT, EXIT_CODE_SIGTERM, CheckpointOnInterrupt
 from ganstyle.config import ConfigError
 from ganstyle.run.config_checks import drop_quick_start_random_weights, validate_config
+from ganstyle.run.console import is_verbose, log_start_block, quiet_library_output
 from ganstyle.run.distributed import build_trainer, trained_in_spawned_processes
 from ganstyle.run.loggers import continue_earlier_rows
 from ganstyle.run.monitoring import plan_monitor
@@ -179,6 +180,8 @@ def tag_random_weights(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> float | None:
     """Train the configured model; return the monitored metric's final value (for sweepers)."""
+    verbose = is_verbose(cfg)
+    quiet_library_output(verbose)
     validate_config(cfg)
     drop_quick_start_random_weights(cfg)  # the user's own images want a real VGG, not the demo's
     check_model_config(cfg)
@@ -211,7 +214,11 @@ def train(cfg: DictConfig) -> float | None:
     # Plugin factories return None when they do not apply (e.g. the SLURM environment off SLURM).
     plugins = [plugin for plugin in instantiate_group(cfg.get("plugins")) if plugin is not None]
     # Under -m, DDP that re-runs the command line becomes ddp_spawn (see ganstyle.run.distributed).
+    if verbose:  # Lightning's model table too (the start block below lists the networks anyway)
+        with open_dict(cfg):
+            cfg.trainer.enable_model_summary = True
     trainer = build_trainer(cfg, callbacks=callbacks, logger=loggers or False, plugins=plugins or None)
+    log_start_block(cfg, model, trainer)
     try:
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

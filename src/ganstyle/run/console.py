@@ -1,0 +1,122 @@
+"""What a run prints before its first batch: one block saying what runs, and no library noise.
+
+Lightning and the libraries under it print lines a ganstyle user cannot act on: an advertisement for
+a logging product, a model table whose FLOPs column is always 0 (nothing is traced), a deprecation
+warning raised inside Lightning itself, and device lines the start block already answers. They are
+dropped here, in one place; ``python train.py --verbose`` (or ``hydra.verbose=true``) keeps them and
+Lightning's model table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Any
+
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+VERBOSE_ENV = "GANSTYLE_VERBOSE"  # set by `train.py --verbose`
+
+# Info lines from Lightning's rank-zero logger that the start block replaces or that advertise.
+LIBRARY_NOISE_PREFIXES = (
+    "💡 Tip:",  # the LitLogger advertisement, printed whenever another logger is used
+    "GPU available:",  # the start block names the device
+    "TPU available:",
+    "HPU available:",
+    "Seed set to",  # the start block names the seed
+)
+# Warnings raised inside the libraries we pin, about their own internals: nothing for a user to change.
+LIBRARY_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)  # Lightning's _pytree vs torch 2.13
+
+
+class _DropLibraryNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(LIBRARY_NOISE_PREFIXES)
+
+
+_NOISE_FILTER = _DropLibraryNoise()
+_RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+def is_verbose(cfg: DictConfig | None = None) -> bool:
+    """Whether the user asked for everything: ``train.py --verbose`` or ``hydra.verbose``."""
+    if os.environ.get(VERBOSE_ENV):
+        return True
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return bool(HydraConfig.get().verbose) if HydraConfig.initialized() else False
+    except Exception:  # no Hydra run (train() called from Python)
+        return False
+
+
+def quiet_library_output(verbose: bool) -> None:
+    """Drop the library lines above for this process (idempotent); nothing when ``verbose``."""
+    if verbose:
+        return
+    for name in _RANK_ZERO_LOGGERS:
+        logging.getLogger(name).addFilter(_NOISE_FILTER)
+    for message in LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
+def _choices() -> dict[str, str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if v is not None}
+    except Exception:
+        pass
+    return {}
+
+
+def _count(parameters: int) -> str:
+    for unit, size in (("M", 1e6), ("K", 1e3)):
+        if parameters >= size:
+            return f"{parameters / size:.1f} {unit}"
+    return str(parameters)
+
+
+def describe_networks(model: Any) -> str:
+    """``G_AB UnetGenerator 7.3 M, D_B NLayerDiscriminator 694.0 K``: every child with parameters."""
+    parts = []
+    for name, child in model.named_children():
+        count = sum(p.numel() for p in child.parameters())
+        if count:
+            parts.append(f"{name} {type(child).__name__} {_count(count)}")
+    return ", ".join(parts) or "no trainable networks"
+
+
+def start_block(cfg: DictConfig, model: Any, trainer: Any) -> list[str]:
+    """The lines that say what this run uses: model, data, experiment, networks, sizes, precision, device."""
+    choices = _choices()
+    data = cfg.get("data") or {}
+
+    def named(group: str, target: str | None) -> str:
+        short = str(target or "").rsplit(".", 1)[-1]
+        return f"{group}={choices[group]} ({short})" if group in choices else short or "-"
+
+    experiment = choices.get("experiment", "none")
+    sizes = []
+    for key, label in (("load_size", "load"), ("crop_size", "crop"), ("image_size", "image")):
+        if data.get(key) is not None:
+            sizes.append(f"{label} {data.get(key)} px")
+    if data.get("batch_size") is not None:
+        sizes.append(f"batch {data.get('batch_size')}")
+    device = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
+    return [
+        f"model: {named('model', cfg.model.get('_target_'))}; data: {named('data', data.get('_target_'))}; "
+        f"experiment: {experiment}",
+        f"networks: {describe_networks(model)}",
+        f"sizes: {', '.join(sizes) or 'from the data'}; max_epochs {cfg.trainer.get('max_epochs')}; seed {cfg.get('seed')}",
+        f"precision {trainer.precision} on {device} x {trainer.num_devices} ({trainer.strategy.__class__.__name__})",
+    ]
+
+
+def log_start_block(cfg: DictConfig, model: Any, trainer: Any) -> None:
+    if trainer.is_global_zero:
+        log.info("this run:\n  %s", "\n  ".join(start_block(cfg, model, trainer)))
