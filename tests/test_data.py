@@ -575,6 +575,52 @@ def test_render_style_is_a_visible_deterministic_change():
     assert styled[..., 2].mean() < photo[..., 2].mean()  # the warm tint takes out blue
 
 
+def test_render_ink_grade_is_the_documented_grade_with_ink_on_edges():
+    photo = np.asarray(Image.fromarray(embedded_module.PHOTOS["astronaut"]()).resize((96, 96)))
+    rendered = embedded_module.render_ink_grade(photo)
+    assert rendered.dtype == np.uint8 and np.array_equal(rendered, embedded_module.render_ink_grade(photo))
+    rgb = photo / 255.0
+    graded = rgb ** np.array([0.4, 0.8, 2.8])  # the docstring's R^0.4, G^0.8, B^2.8
+    ink = embedded_module._edge_ink(photo.astype(np.float32) / 255.0)
+    expected = np.rint(np.clip(graded * (1 - 0.6 * ink)[..., None], 0, 1) * 255)
+    assert np.abs(rendered.astype(int) - expected).max() <= 1  # float32 against float64 rounding
+    assert (ink > 0.5).mean() > 0.02 and (ink == 0).mean() > 0.5  # outlines, on edges only
+
+
+def test_render_ink_grade_keeps_the_photo_away_from_the_outlines():
+    # Near-invertible: where there is no ink, inverting the per-channel powers gives the photo back.
+    photo = np.asarray(Image.fromarray(embedded_module.PHOTOS["coffee"]()).resize((96, 96)))
+    rendered = embedded_module.render_ink_grade(photo) / 255.0
+    recovered = rendered ** (1 / np.array([0.4, 0.8, 2.8]))
+    no_ink = embedded_module._edge_ink(photo.astype(np.float32) / 255.0) == 0
+    bright = (photo / 255.0).min(axis=-1) > 0.2  # B^2.8 leaves dark blues few levels
+    error = np.abs(recovered - photo / 255.0)[no_ink & bright]
+    assert error.mean() < 0.01
+
+
+def test_the_renderings_are_named_and_cached_in_separate_folders(tmp_path):
+    assert embedded_module.renderer("cel") is embedded_module.render_style
+    with pytest.raises(ValueError, match="data.rendering takes one of cel, ink_grade"):
+        embedded_module.renderer("watercolour")
+    cel = embedded_module.default_cache_dir(96, 200, 16, 0)
+    ink = embedded_module.default_cache_dir(96, 200, 16, 0, "ink_grade")
+    assert (
+        cel.name == "embedded-v1-96px-200x16-seed0" and ink.name == "embedded_ink_grade-v1-96px-200x16-seed0"
+    )
+    root = materialize_embedded_dataset(tmp_path / "ink", **SMALL, rendering="ink_grade")
+    assert json.loads((root / "manifest.json").read_text())["params"]["rendering"] == "ink_grade"
+    for path in list_images(root / "testA"):
+        truth = np.asarray(Image.open(root / "testA2B" / path.name))
+        assert np.array_equal(truth, embedded_module.render_ink_grade(np.asarray(Image.open(path))))
+
+
+def test_the_unpaired_quick_starts_train_on_the_ink_grade_and_pix2pix_on_the_cel_rendering(compose_config):
+    for model in ("cyclegan", "cut"):
+        data = compose_config(f"model={model}").data
+        assert data.rendering == "ink_grade" and "embedded_ink_grade-" in data.cache_dir
+    assert "rendering" not in compose_config("model=pix2pix").data  # pix2pix's pairs: render_style
+
+
 def test_embedded_data_module_builds_on_setup_and_validates_against_targets(tmp_path):
     dm = EmbeddedDataModule(
         cache_dir=str(tmp_path / "data"), **SMALL, load_size=36, crop_size=32, batch_size=2

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from ganstyle.callbacks.translate import TranslateTestSet
 from ganstyle.inference.loading import CheckpointError, inference_network
+from ganstyle.models import base
 from ganstyle.models.base import LEARNING_RATE_METRIC_NAMES, GANModule, ImageModel, InferenceConditioning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,7 +184,7 @@ def test_the_framework_reads_models_through_the_contract_without_probing_them():
 
 
 # --- one discriminator path --------------------------------------------------------------------------
-DISCRIMINATOR_ATTRIBUTES = {"D", "D_A", "D_B", "discriminator", "critic"}
+DISCRIMINATOR_ATTRIBUTES = {*base.DISCRIMINATOR_ATTRIBUTES, "critic"}
 MODEL_SOURCES = sorted((PACKAGE / "models").glob("*.py")) + [ROOT / "docs" / "examples" / "minimal_gan.py"]
 
 
@@ -226,6 +227,7 @@ def test_every_discriminator_call_of_a_training_step_and_its_penalty_runs_inside
 
     def count(module, args):
         calls["inside" if inside else "outside"] += 1
+
     original = ImageModel.discriminate
 
     def discriminate(self, *args, **kwargs):

@@ -164,7 +164,9 @@ def test_the_own_data_commands_are_found():
     assert {"model=cut", "model=pix2pix"} <= {word for _, text in OWN_DATA_COMMANDS for word in text.split()}
 
 
-@pytest.mark.parametrize("location, text", OWN_DATA_COMMANDS, ids=[location for location, _ in OWN_DATA_COMMANDS])
+@pytest.mark.parametrize(
+    "location, text", OWN_DATA_COMMANDS, ids=[location for location, _ in OWN_DATA_COMMANDS]
+)
 def test_a_documented_command_on_your_own_data_trains_at_the_model_configs_reference_sizes(
     location, text, compose_config, monkeypatch
 ):

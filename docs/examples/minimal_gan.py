@@ -90,7 +90,8 @@ class MinimalGAN(ImageModel):
         # each is multiplied by its loss.*_weight here, where the objective is written.
         with self.toggled_optimizer(opt_G):
             terms_G = {
-                "loss_G_GAN": loss["gan_weight"] * self.adversarial(self.discriminate(self.discriminator, fake_B), True, False),
+                "loss_G_GAN": loss["gan_weight"]
+                * self.adversarial(self.discriminate(self.discriminator, fake_B), True, False),
                 "loss_G_L1": loss["l1_weight"] * self.reconstruction(fake_B, real_B),
             }
             loss_G = sum(terms_G.values())

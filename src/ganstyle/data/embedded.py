@@ -445,7 +445,9 @@ class EmbeddedDataModule(BuiltOnFirstUse, UnpairedDataModule):
         rendering: str = "cel",  # domain B: "cel" (render_style) or "ink_grade" (render_ink_grade)
     ) -> None:
         renderer(rendering)  # an unknown name is refused when the config is built, not at setup
-        root = cache_folder(cache_dir, default_cache_dir(image_size, n_train, n_test, dataset_seed, rendering))
+        root = cache_folder(
+            cache_dir, default_cache_dir(image_size, n_train, n_test, dataset_seed, rendering)
+        )
         super().__init__(**forwarded(UnpairedDataModule, locals(), root=str(root)))
 
     @property

@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from ganstyle.augmentation import AdaptiveProbability, augment, check_policies
 from ganstyle.config import ConfigError, LossConfig, validate_loss_config
 from ganstyle.losses.adversarial import DiscriminatorLoss, discriminator_loss
 from ganstyle.models.validation_metrics import ValidationMetricsMixin
@@ -43,6 +44,8 @@ if TYPE_CHECKING:  # annotations only: typing.Unpack needs Python 3.11
 
 # Loss weights every model understands trivially: gp_weight only matters with gan_mode=wgangp.
 _ALWAYS_ALLOWED = ("gan_weight", "gp_weight")
+# The attributes that hold a model's discriminators or critics (D_A judges domain A, ...).
+DISCRIMINATOR_ATTRIBUTES = ("D", "D_A", "D_B", "discriminator")
 _ALL_WEIGHTS = tuple(name for name in LossConfig.__dataclass_fields__ if name.endswith("_weight"))
 
 
@@ -256,19 +259,133 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         return True
 
     # --- discriminators: the one path -----------------------------------------------------------
-    def discriminate(self, discriminator: Callable[[torch.Tensor], Any], *images: torch.Tensor, together: bool = False) -> Any:
+    # Augmentation of every discriminator input (ganstyle.augmentation; train() sets it from `augment`).
+    augment_policies: tuple[str, ...] = ()
+    adaptive_augmentation: dict[str, Any] | None = None  # ADA's settings; None: DiffAugment's p = 1
+
+    def set_augmentation(
+        self,
+        policies: Sequence[str] = (),
+        adaptive: bool = False,
+        p: float = 0.0,
+        target: float = 0.6,
+        interval: int = 4,
+        kimg: float = 500.0,
+        adjust: bool = True,
+    ) -> None:
+        """Augment every image a discriminator sees in training with ``policies`` (``augment=...``):
+        always (DiffAugment), or, with ``adaptive``, with ADA's probability p per discriminator,
+        starting at ``p`` and moved towards r_t = ``target`` every ``interval`` batches (``adjust``:
+        false holds it)."""
+        self.augment_policies = check_policies(policies)
+        if self.augment_policies and not any(
+            getattr(self, name, None) is not None for name in DISCRIMINATOR_ATTRIBUTES
+        ):
+            raise ConfigError(
+                f"augment.policies={list(self.augment_policies)} augments what a discriminator sees, but "
+                f"this {type(self).__name__} has no discriminator (fast_style has one only with "
+                "loss.gan_weight > 0; Gatys and AdaIN have none). Drop augment=..., or use augment=none."
+            )
+        self.adaptive_augmentation = (
+            {"p": p, "target": target, "interval": interval, "kimg": kimg, "adjust": bool(adjust)}
+            if adaptive and self.augment_policies
+            else None
+        )
+        AdaptiveProbability(target, interval, kimg, p)  # a wrong value fails before training
+
+    def discriminator_name(self, discriminator: Any) -> str:
+        """The attribute that holds ``discriminator`` (``D_A``, ``D``, ``discriminator``): its metrics' suffix."""
+        for name, child in self.named_children():
+            if child is discriminator:
+                return name
+        return "D"
+
+    def _augmented(self, discriminator: Any, images: torch.Tensor) -> torch.Tensor:
+        if not self.augment_policies or not self.training:
+            return images  # validation and inference see the images as they are
+        if self.adaptive_augmentation is None:
+            return augment(images, self.augment_policies)
+        ada = self.ada_state(discriminator)
+        if not self.adaptive_augmentation["adjust"] and self.adaptive_augmentation["p"] == 0:
+            return images  # p held at 0: exactly augment=none, random streams included
+        return augment(images, self.augment_policies, probability=ada.p.to(images.device))
+
+    def ada_state(self, discriminator: Any) -> AdaptiveProbability:
+        """ADA's probability of ``discriminator`` (one per discriminator; saved in checkpoints)."""
+        name = self.discriminator_name(discriminator)
+        states = self.__dict__.setdefault("_ada_states", {})
+        if name not in states:
+            settings = self.adaptive_augmentation or {}
+            states[name] = AdaptiveProbability(
+                settings.get("target", 0.6),
+                settings.get("interval", 4),
+                settings.get("kimg", 500.0),
+                settings.get("p", 0.0),
+            )
+            saved = self.__dict__.get("_ada_saved", {}).get(name)
+            if saved is not None:
+                states[name].load_state_dict(saved)
+        return states[name]
+
+    def discriminate(
+        self, discriminator: Callable[[torch.Tensor], Any], *images: torch.Tensor, together: bool = False
+    ) -> Any:
         """``discriminator``'s outputs on each batch in ``images``: one output, or a tuple for several.
 
         Every call of a discriminator or critic in every model goes through here: its D step
         (:meth:`discriminator_objective`), the adversarial term of its G step, the gradient penalty
-        and validation. What changes the images a discriminator sees, or records what it says, is
-        written here once. ``together``: one call on the concatenated batches (the same outputs when
-        the discriminator's samples are independent, :func:`~ganstyle.utils.batching.samples_are_independent`).
+        and validation. So the augmentation (``augment=diffaugment | ada``) is applied here, in
+        training, to every image a discriminator sees, real and fake alike, differentiably.
+        ``together``: one call on the concatenated batches (the same outputs when the
+        discriminator's samples are independent, :func:`~ganstyle.utils.batching.samples_are_independent`).
         """
+        images = tuple(self._augmented(discriminator, batch) for batch in images)
         if together and len(images) > 1:
             return batched_call(discriminator, *images)
         outputs = tuple(discriminator(batch) for batch in images)
         return outputs if len(images) > 1 else outputs[0]
+
+    def record_real_scores(self, discriminator: Any, prediction_real: Any, batch_size: int) -> None:
+        """What a discriminator says about training reals: ADA's overfitting heuristic
+        r_t = E[sign(D(x_real))] logged as ``train/r_t_<D>`` (near 1: D calls every real image real,
+        it memorises them), the mean output kept for ``val/D_real_train_<D>``, and ADA's p moved."""
+        scores = (
+            prediction_real
+            if isinstance(prediction_real, torch.Tensor)
+            else torch.cat([score.flatten(1) for score in prediction_real], dim=1)
+        )
+        scores = scores.detach()
+        name = self.discriminator_name(discriminator)
+        sums = self.__dict__.setdefault("_real_score_sums", {})
+        total, count = sums.get(name, (0.0, 0))
+        sums[name] = (total + scores.mean(), count + 1)
+        values = {f"train/r_t_{name}": torch.sign(scores).mean()}
+        if self.adaptive_augmentation is not None:
+            ada = self.ada_state(discriminator)
+            if self.adaptive_augmentation["adjust"]:
+                ada.observe(scores)
+            values[f"train/ada_p_{name}"] = ada.p
+        self.log_training_values(values, batch_size)
+
+    def log_real_score_gap(self, batch: Any) -> None:
+        """``val/D_real_heldout_<D>``: a discriminator's mean output on this validation batch's real
+        images, logged next to ``val/D_real_train_<D>``, its mean on training reals since the last
+        validation. The two drift apart when it memorises the training set (ADA's figure 1)."""
+        for name, images in self.discriminator_real_inputs(batch).items():
+            output = self.discriminate(getattr(self, name), images)
+            scores = (
+                output if isinstance(output, torch.Tensor) else torch.cat([o.flatten(1) for o in output], 1)
+            )
+            self.log(f"val/D_real_heldout_{name}", scores.mean(), batch_size=images.shape[0])
+
+    def log_real_score_train_means(self) -> None:
+        for name, (total, count) in self.__dict__.pop("_real_score_sums", {}).items():
+            self.log(f"val/D_real_train_{name}", total / max(count, 1))
+
+    def discriminator_real_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """``{discriminator attribute: the real images it judges}`` from a validation batch (CycleGAN:
+        ``{"D_A": batch["A"], "D_B": batch["B"]}``); empty for a model without a discriminator."""
+        return {}
 
     def discriminator_objective(
         self,
@@ -294,6 +411,7 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
             predictions = (self.discriminate(discriminator, real), prediction_fake)
         else:
             predictions = self.discriminate(discriminator, real, fake)
+        self.record_real_scores(discriminator, predictions[0], real.shape[0])
         return discriminator_loss(
             self.adversarial,
             partial(self.discriminate, discriminator),
@@ -455,10 +573,17 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         checkpoint["ganstyle_model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
         # Random states make a resumed run draw what an uninterrupted one would (pool swaps, dropout).
         checkpoint["ganstyle_training_state"] = {"skipped_steps": self.skipped_steps, "rng": rng_states()}
+        ada = self.__dict__.get("_ada_states")
+        if ada:  # ADA's p per discriminator: a resumed run continues with it
+            checkpoint["ganstyle_training_state"]["ada_p"] = {
+                name: state.state_dict() for name, state in ada.items()
+            }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("ganstyle_training_state") or {}
         self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.__dict__["_ada_saved"] = dict(state.get("ada_p") or {})
+        self.__dict__.pop("_ada_states", None)
         # Only when a trainer resumes: load_from_checkpoint for inference must not reseed the caller.
         if attached_trainer(self) is not None and "rng" in state:
             restore_rng_states(state["rng"])

@@ -186,7 +186,10 @@ class CUT(ImageModel):
         # L_G = gan_weight * L_GAN + nce_weight * (L_NCE + nce_idt_weight * L_NCE_Y) / (1 + nce_idt_weight)
         #       (+ the optional perceptual terms), every L unweighted.
         self.D.requires_grad_(False)
-        terms = {"loss_G_GAN": loss["gan_weight"] * self.adversarial(self.discriminate(self.D, fake_B), True, False)}
+        terms = {
+            "loss_G_GAN": loss["gan_weight"]
+            * self.adversarial(self.discriminate(self.D, fake_B), True, False)
+        }
         if loss["nce_weight"] > 0:
             share = loss["nce_weight"] / (1.0 + (loss["nce_idt_weight"] if self.uses_identity_nce() else 0.0))
             terms["loss_NCE"] = share * self.nce_loss(real_A, fake_B, flipped)
@@ -248,6 +251,9 @@ class CUT(ImageModel):
         )
 
     # --- validation ----------------------------------------------------------------------------
+    def discriminator_real_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {"D": batch["B"]}
+
     @classmethod
     def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
         if has_targets is None:  # PSNR/SSIM come only with testA2B/ targets

@@ -149,8 +149,10 @@ class CycleGAN(ImageModel):
         rec_A = self.G_BA(fake_B)
         rec_B = self.G_AB(fake_A)
         terms = {
-            "loss_G_AB": loss["gan_weight"] * self.adversarial(self.discriminate(self.D_B, fake_B), True, False),
-            "loss_G_BA": loss["gan_weight"] * self.adversarial(self.discriminate(self.D_A, fake_A), True, False),
+            "loss_G_AB": loss["gan_weight"]
+            * self.adversarial(self.discriminate(self.D_B, fake_B), True, False),
+            "loss_G_BA": loss["gan_weight"]
+            * self.adversarial(self.discriminate(self.D_A, fake_A), True, False),
             "loss_cycle_A": loss["cycle_weight"] * self.reconstruction(rec_A, real_A),
             "loss_cycle_B": loss["cycle_weight"] * self.reconstruction(rec_B, real_B),
         }
@@ -187,6 +189,9 @@ class CycleGAN(ImageModel):
         )
 
     # --- validation ----------------------------------------------------------------------------
+    def discriminator_real_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {"D_A": batch["A"], "D_B": batch["B"]}  # D_A judges domain A, D_B domain B
+
     @classmethod
     def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
         if has_targets is None:  # PSNR/SSIM come only with testA2B/ targets

@@ -209,6 +209,9 @@ class DCGAN(ImageModel):
         )
 
     # --- validation ----------------------------------------------------------------------------
+    def discriminator_real_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {"discriminator": batch["image"]}
+
     @classmethod
     def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
         wasserstein = {"val/wasserstein_estimate"} if loss.get("gan_mode") == "wgangp" else set()

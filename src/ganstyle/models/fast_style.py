@@ -194,6 +194,12 @@ class FastStyleTransfer(ImageModel):
         return optimizers
 
     # --- validation ----------------------------------------------------------------------------
+    def discriminator_real_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        # The critic's reals are style crops; without a critic there is nothing to watch.
+        return (
+            {"discriminator": batch["style"]} if self.discriminator is not None and "style" in batch else {}
+        )
+
     @classmethod
     def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
         weights = {name: float(loss.get(f"{name}_weight") or 0.0) for name in ("content", "style", "tv")}

@@ -198,6 +198,9 @@ class Pix2Pix(ImageModel):
         )
 
     # --- validation ----------------------------------------------------------------------------
+    def discriminator_real_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {"discriminator": torch.cat([batch["A"], batch["B"]], dim=1)}  # the real pair
+
     @classmethod
     def validation_metric_names(cls, loss: dict[str, Any], has_targets: bool | None) -> frozenset[str] | None:
         # Paired data: the B image of each pair is the target.

@@ -90,11 +90,17 @@ class ValidationMetricsMixin:
         self, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
         # Sanity-check batches would fix the real statistics from two batches: skip them.
-        if self.fid_metrics() is not None and not self.trainer.sanity_checking:
+        if self.trainer.sanity_checking:
+            return
+        if self.fid_metrics() is not None:
             self.fid_metrics().update(self.distribution_samples(batch))
+        self.log_real_score_gap(batch)  # each discriminator on held-out reals (ImageModel)
 
     def on_validation_epoch_end(self) -> None:
-        if self.fid_metrics() is None or self.trainer.sanity_checking:
+        if self.trainer.sanity_checking:
+            return
+        self.log_real_score_train_means()
+        if self.fid_metrics() is None:
             return
         for name, value in self.fid_metrics().compute_and_reset().items():
             self.log(f"val/{name}", value, sync_dist=False)  # torchmetrics already gathered all ranks

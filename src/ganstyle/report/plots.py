@@ -17,17 +17,24 @@ SMOOTH_ABOVE = 50  # points; shorter curves are drawn as they are, with markers
 SMOOTH_WINDOW_FRACTION = 0.05  # of the curve's length, for the moving average
 
 
+# What ImageModel logs about each discriminator (ganstyle.models.base.record_real_scores): one panel.
+DISCRIMINATOR_STATISTICS = ("r_t_", "ada_p_", "D_real_")
+
+
 def group_metrics(names: list[str]) -> dict[str, list[str]]:
     """Metric names by panel group, in the order the report shows them."""
     groups: dict[str, list[str]] = {
         "Validation": [],
         "Training": [],
+        "Discriminators: overfitting (r_t, ADA's p, held-out vs training reals)": [],
         "Learning rates": [],
         "Other": [],
     }
     for name in names:
         stage, _, rest = name.partition("/")
-        if rest.startswith("lr"):
+        if rest.startswith(DISCRIMINATOR_STATISTICS):
+            groups["Discriminators: overfitting (r_t, ADA's p, held-out vs training reals)"].append(name)
+        elif rest.startswith("lr"):
             groups["Learning rates"].append(name)
         elif stage == "train":
             groups["Training"].append(name)

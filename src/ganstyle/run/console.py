@@ -102,7 +102,7 @@ def start_block(cfg: DictConfig, model: Any, trainer: Any) -> list[str]:
 
     experiment = choices.get("experiment", "none")
     sizes = []
-    for key, label in (("load_size", "load"), ("crop_size", "crop"), ("image_size", "image")):
+    for key, label in (("image_size", "stored"), ("load_size", "load"), ("crop_size", "crop")):
         if data.get(key) is not None:
             sizes.append(f"{label} {data.get(key)} px")
     if data.get("batch_size") is not None:

@@ -199,6 +199,8 @@ def train(cfg: DictConfig) -> float | None:
     model: pl.LightningModule = hydra.utils.instantiate(cfg.model, _recursive_=False)
     if cfg.get("performance") is not None:  # channels_last / torch.compile, applied in ImageModel.setup
         model.set_performance_options(**cfg.performance)
+    if cfg.get("augment") is not None:  # DiffAugment / ADA on every discriminator input
+        model.set_augmentation(**OmegaConf.to_container(cfg.augment, resolve=True))
     if ckpt_path:  # another model or config in the checkpoint: name the differences before fitting
         check_resume_compatible(ckpt_path, model, cfg.get("resume_allow_changed") or ())
     # FID/KID: a missing required file fails here
