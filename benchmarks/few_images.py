@@ -93,10 +93,10 @@ def memorisation(run_dir: Path) -> tuple[float, float]:
     import yaml
     from PIL import Image
 
-    import ganstyle
+    from ganstyle.models.dcgan import DCGAN
 
-    model = ganstyle.load(run_dir / "checkpoints" / "last.ckpt").eval()
-    size = int(model.hparams.generator.get("image_size", 32))
+    model = DCGAN.load_from_checkpoint(run_dir / "checkpoints" / "last.ckpt", map_location="cpu").eval()
+    size = model.image_size
     # The folders the run read, as it recorded them (the training images and the held-out ones).
     folders = {
         entry["folder"].rsplit("/", 1)[1]: Path(entry["folder"])
@@ -115,12 +115,53 @@ def memorisation(run_dir: Path) -> tuple[float, float]:
 
     train, held_out = load("trainB"), load("testB")
     with torch.no_grad():
-        samples = ((model.generator(model.sample_noise(64, seed=0)) + 1) / 2).clamp(0, 1).flatten(1)
+        samples = ((model.generate(64, seed=0) + 1) / 2).clamp(0, 1).flatten(1)
 
     def nearest(points: torch.Tensor) -> float:
         return float(torch.cdist(points, train).min(dim=1).values.div(train.shape[1] ** 0.5).mean())
 
     return nearest(samples), nearest(held_out)
+
+
+def validation_history(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """{metric: [(epoch, value)]} of the discriminator statistics in a run's metrics.csv."""
+    history: dict[str, list[tuple[int, float]]] = {}
+    with (run_dir / "metrics.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            for key, value in row.items():
+                if value and key.startswith(("val/D_real_", "train/r_t_")):
+                    history.setdefault(key, []).append((int(float(row["epoch"])), float(value)))
+    return history
+
+
+def plot_curves(out: Path, setups: list[str], figure: Path) -> None:
+    """One panel per setup: the discriminators' mean gap between training and held-out reals at each
+    validation, for each augmentation (ADA's figure 1 as a difference)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(setups), figsize=(4 * len(setups), 3.2), squeeze=False)
+    for axis, name in zip(axes[0], setups):
+        for augment in AUGMENTS:
+            history = validation_history(out / f"{name}-{augment}")
+            by_epoch: dict[int, list[float]] = {}
+            for key in [k for k in history if k.startswith("val/D_real_heldout_")]:
+                train = dict(history[key.replace("heldout", "train")])
+                for epoch, value in history[key]:
+                    by_epoch.setdefault(epoch, []).append(train[epoch] - value)
+            epochs = sorted(by_epoch)
+            axis.plot(
+                epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs], marker="o", label=augment
+            )
+        axis.set_title(f"{name}: D(train reals) - D(held-out reals)", fontsize=9)
+        axis.set_xlabel("epoch")
+        axis.axhline(0, color="grey", linewidth=0.5)
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figure, dpi=80)
 
 
 def main() -> None:
@@ -130,8 +171,15 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=None, help="folder for the runs (default: a temporary one)"
     )
+    parser.add_argument("--figure", type=Path, default=None, help="also plot the curves into this PNG")
+    parser.add_argument(
+        "--plot-only", action="store_true", help="plot the runs already in --out; train nothing"
+    )
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="ganstyle-few-images-"))
+    if args.plot_only:
+        plot_curves(out, args.setups, args.figure or out / "few_images_curves.png")
+        return
     os.environ.setdefault("WANDB_MODE", "offline")
     results = []
     print(
@@ -168,6 +216,7 @@ def main() -> None:
                 flush=True,
             )
     (out / "few_images.json").write_text(json.dumps(results, indent=1))
+    plot_curves(out, args.setups, args.figure or out / "few_images_curves.png")
     print(f"runs and few_images.json in {out}")
 
 

@@ -54,7 +54,7 @@ def test_reference_decoder_size_and_a_frozen_vgg19_encoder_to_relu4_1(model):
         "relu3_1",
         "relu4_1",
     ]
-    (optimizer,) = model.make_optimizers()
+    (optimizer,) = model.make_optimizers().values()
     assert [p for g in optimizer.param_groups for p in g["params"]] == list(model.decoder.parameters())
     assert not any(p.requires_grad for p in model.encoder.parameters())
     assert not any(key.startswith("encoder.") for key in model.state_dict())  # from the weights file

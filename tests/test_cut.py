@@ -96,7 +96,7 @@ def test_reference_networks_have_the_reference_parameter_counts(compose_config):
     assert any(isinstance(m, BlurDownsample) for m in model.G.modules())
     assert any(isinstance(m, BlurUpsample) for m in model.G.modules())
     assert any(isinstance(m, BlurDownsample) for m in model.D.modules())
-    opt_G, opt_D, opt_F = model.make_optimizers()
+    opt_G, opt_D, opt_F = model.make_optimizers().values()
     assert {id(p) for p in opt_F.param_groups[0]["params"]} == {id(p) for p in model.F.parameters()}
     assert opt_G.defaults["lr"] == opt_D.defaults["lr"] == opt_F.defaults["lr"] == pytest.approx(2e-4)
     assert opt_F.defaults["betas"] == (0.5, 0.999)

@@ -39,7 +39,7 @@ def test_reference_cyclegan_has_the_reference_parameter_count(compose_config):
 def test_one_optimiser_steps_both_generators_and_one_both_discriminators(compose_config):
     cfg = compose_config(*TINY, "experiment=null")  # the reference optimiser (the quick start raises lr)
     model = hydra.utils.instantiate(cfg.model, _recursive_=False)
-    opt_G, opt_D = model.make_optimizers()
+    opt_G, opt_D = model.make_optimizers().values()
     g_params = {id(p) for group in opt_G.param_groups for p in group["params"]}
     d_params = {id(p) for group in opt_D.param_groups for p in group["params"]}
     assert g_params == {id(p) for p in [*model.G_AB.parameters(), *model.G_BA.parameters()]}

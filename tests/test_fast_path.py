@@ -105,8 +105,8 @@ def test_fused_optimizers_true_builds_fused_adam_and_checkpoints_load_either_way
     plain_model = copy.deepcopy(fused_model)
     plain_model.set_performance_options(fused_optimizers="auto")  # auto on the CPU: as configured
 
-    fused_opt_G, _ = fused_model.make_optimizers()
-    plain_opt_G, _ = plain_model.make_optimizers()
+    fused_opt_G, _ = fused_model.make_optimizers().values()
+    plain_opt_G, _ = plain_model.make_optimizers().values()
     assert isinstance(fused_opt_G, torch.optim.Adam) and fused_opt_G.defaults["fused"] is True
     assert not plain_opt_G.defaults["fused"]
     assert fused_opt_G.defaults["lr"] == plain_opt_G.defaults["lr"]  # the rest as configured

@@ -56,7 +56,7 @@ def test_paper_config_has_the_reference_transformer_no_critic_and_one_adam(compo
     assert cfg.loss.content_weight == 1.0e5 and cfg.loss.style_weight == 4.0e10  # pytorch/examples' scale
     assert count(model.generator) == 1_679_235
     assert model.discriminator is None and model.adversarial is None
-    (optimizer,) = model.make_optimizers()
+    (optimizer,) = model.make_optimizers().values()
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["lr"] == pytest.approx(1e-3)
     params = {id(p) for group in optimizer.param_groups for p in group["params"]}
     assert params == {id(p) for p in model.generator.parameters()}

@@ -46,7 +46,7 @@ def started_model(compose_config, *overrides: str) -> tuple[GatysStyleTransfer, 
 def test_only_the_image_is_optimised_and_vgg_gets_no_gradient(compose_config):
     model, content = started_model(compose_config)
     assert torch.equal(model.image, content)  # init: content
-    (optimizer,) = model.make_optimizers()
+    (optimizer,) = model.make_optimizers().values()
     assert isinstance(optimizer, torch.optim.LBFGS)
     assert [p for group in optimizer.param_groups for p in group["params"]] == [model.image]
     assert [name for name, p in model.named_parameters() if p.requires_grad] == ["image"]

@@ -40,7 +40,6 @@ class MinimalGAN(ImageModel):
 
     data_kinds = ("paired",)  # the L1 term compares each output with the target of its input
     loss_terms = ("gan_weight", "l1_weight")
-    optimizer_names = ("generator", "discriminator")  # the order make_optimizers returns them in
     visual_rows = (("real_A", "fake_B", "real_B"),)
     test_translation_folders = ("AtoB",)
     # FID/KID of G(A) against the real B when FID runs; without it, checkpoints follow PSNR.
@@ -134,9 +133,9 @@ class MinimalGAN(ImageModel):
         return self.generator
 
     # --- optimisers ----------------------------------------------------------------------------
-    def make_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-        # In optimizer_names' order; the base class adds the schedulers and steps them each epoch.
-        return (
-            self.build_optimizer(self.generator.parameters()),
-            self.build_optimizer(self.discriminator.parameters()),
-        )
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        # {role: optimizer}; the base class adds the schedulers and steps them each epoch.
+        return {
+            "generator": self.build_optimizer(self.generator.parameters()),
+            "discriminator": self.build_optimizer(self.discriminator.parameters()),
+        }

@@ -155,11 +155,12 @@ class AdaptiveProbability:
             if isinstance(real_predictions, torch.Tensor)
             else torch.cat([score.flatten() for score in real_predictions])
         )
+        first = real_predictions if isinstance(real_predictions, torch.Tensor) else real_predictions[0]
         scores = scores.detach()
         self._signs = self._signs.to(scores.device) + torch.sign(scores).sum()
         self._count = self._count.to(scores.device) + scores.numel()
         self._batches += 1
-        self._images += int(scores.shape[0])
+        self._images += int(first.shape[0])  # images, not patches
         if self._batches >= self.interval:
             r_t = self._signs / self._count.clamp(min=1)
             step = torch.sign(r_t - self.target) * self._images / (self.kimg * 1000.0)

@@ -176,7 +176,6 @@ class AdaIN(ImageModel):
     data_kinds = ("content_style",)  # content photos and style image(s)
 
     loss_terms = ("content_weight", "style_weight")
-    optimizer_names = ("decoder",)  # the encoder is frozen: only the decoder learns
     visual_rows = (("content", "style", "stylized"),)
     test_translation_folders = ("stylized",)  # each test content image with its paired style image
     # The style is given at inference: see inference_generator.
@@ -333,7 +332,7 @@ class AdaIN(ImageModel):
         self.log_training_values(logged, size, progress_bar={"loss": loss.detach()})
 
     def make_optimizers(self):
-        return [self.build_optimizer(self.decoder.parameters())]
+        return {"decoder": self.build_optimizer(self.decoder.parameters())}  # the encoder is frozen
 
     # --- validation ----------------------------------------------------------------------------
     @classmethod

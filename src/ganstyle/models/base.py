@@ -4,10 +4,10 @@ call, with one signature each, and implements what all models share: plain-data 
 loss-term checks, optimisers and per-epoch schedulers, learning-rate logging, NaN/inf step skipping.
 
 A model subclass declares (class attributes, documented on :class:`ImageModel`)
-- ``data_kinds``, ``loss_terms``, ``optimizer_names``, ``visual_rows``, ``test_translation_folders``,
+- ``data_kinds``, ``loss_terms``, ``visual_rows``, ``test_translation_folders``,
   ``inference_directions``, ``inference_conditioning`` (and, for FID/KID and checkpoint selection,
   ``distribution_domains`` and ``ground_truth_monitor``),
-and implements ``make_optimizers``, ``training_step``, ``validation_step``, ``compute_visuals`` and,
+and implements ``make_optimizers`` (``{role: optimizer}``), ``training_step``, ``validation_step``, ``compute_visuals`` and,
 where they apply, ``validation_metric_names``, ``distribution_samples``, ``test_translations`` and
 ``inference_generator``. A subclass overriding ``setup`` or ``on_save_checkpoint`` calls ``super()``.
 
@@ -92,6 +92,9 @@ class InferenceConditioning(TypedDict, total=False):
 # The train/lr_<name> metric of each optimiser: generator, discriminator and CUT's heads log as G, D
 # and F, the names these curves have in existing logs, reports and dashboards; others use their name.
 LEARNING_RATE_METRIC_NAMES = {"generator": "G", "discriminator": "D", "heads": "F"}
+# The roles an optimiser can have; each keeps its name across models (make_optimizers' keys). AdaIN
+# trains a decoder only, Gatys optimises the image itself.
+OPTIMIZER_ROLES = ("generator", "discriminator", "heads", "decoder", "image")
 
 
 class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningModule):
@@ -109,11 +112,6 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
     # The weights in the ``loss`` config it uses; a non-zero weight outside them is refused (see
     # check_loss_config), as it would otherwise be silently ignored.
     loss_terms: tuple[str, ...] = ()
-    # One name per optimiser, in the order make_optimizers returns them. The same name is passed to
-    # step_if_finite / finite_or_skip for that optimiser's step, names it in NaN/inf reports and
-    # (see LEARNING_RATE_METRIC_NAMES) in its train/lr_* metric. Roles keep their names across models:
-    # "generator", "discriminator", "heads" (CUT's projection heads).
-    optimizer_names: tuple[str, ...] = ("generator", "discriminator")
     # Rows of the image names compute_visuals returns, for the image grids and the report.
     visual_rows: tuple[tuple[str, ...], ...] = ()
     # The folders test_translations fills (translations/<folder>/ after training); empty: the model
@@ -187,13 +185,28 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
 
     def configure_optimizers(self):
         optimizers = self.make_optimizers()
-        schedulers = [s for s in (self.build_scheduler(o) for o in optimizers) if s is not None]
+        unknown = [name for name in optimizers if name not in OPTIMIZER_ROLES]
+        if not isinstance(optimizers, Mapping) or unknown:
+            raise TypeError(
+                f"{type(self).__name__}.make_optimizers() must return {{role: optimizer}} with roles from "
+                f"{OPTIMIZER_ROLES}; got {unknown or type(optimizers).__name__}."
+            )
+        self.__dict__["_optimizer_names"] = tuple(optimizers)
+        schedulers = [s for s in (self.build_scheduler(o) for o in optimizers.values()) if s is not None]
         # "epoch" interval is informational here: with manual optimisation we step them ourselves.
-        return list(optimizers), [{"scheduler": s, "interval": "epoch"} for s in schedulers]
+        return list(optimizers.values()), [{"scheduler": s, "interval": "epoch"} for s in schedulers]
 
-    def make_optimizers(self) -> Sequence[torch.optim.Optimizer]:
-        """The optimisers, in the order of ``optimizer_names``; the base adds the schedulers."""
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """``{role: optimizer}`` (roles from ``OPTIMIZER_ROLES``); the base adds the schedulers. The role
+        names the optimiser in ``step_if_finite``, in NaN/inf reports and in its ``train/lr_*`` metric;
+        ``self.optimizers()`` returns them in this order."""
         raise NotImplementedError(f"{type(self).__name__} does not implement make_optimizers()")
+
+    @property
+    def optimizer_names(self) -> tuple[str, ...]:
+        """The roles of this model's optimisers, in ``self.optimizers()``' order (all roles before
+        ``configure_optimizers`` has run)."""
+        return self.__dict__.get("_optimizer_names", OPTIMIZER_ROLES)
 
     def scheduler_list(self) -> list:
         schedulers = self.lr_schedulers()
@@ -218,7 +231,7 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         if optimizer_name not in self.optimizer_names:
             raise ValueError(
                 f"{type(self).__name__} steps an optimiser named {optimizer_name!r}, which is not one of "
-                f"its optimizer_names {self.optimizer_names}."
+                f"the roles its make_optimizers() returns {self.optimizer_names}."
             )
         finite = bool(torch.isfinite(torch.stack([t.detach().float().sum() for t in terms.values()])).all())
         trainer = attached_trainer(self)
@@ -308,7 +321,8 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         ada = self.ada_state(discriminator)
         if not self.adaptive_augmentation["adjust"] and self.adaptive_augmentation["p"] == 0:
             return images  # p held at 0: exactly augment=none, random streams included
-        return augment(images, self.augment_policies, probability=ada.p.to(images.device))
+        ada.p = ada.p.to(images.device)  # once: later batches find it there (no copy, no host sync)
+        return augment(images, self.augment_policies, probability=ada.p)
 
     def ada_state(self, discriminator: Any) -> AdaptiveProbability:
         """ADA's probability of ``discriminator`` (one per discriminator; saved in checkpoints)."""

@@ -77,7 +77,6 @@ class CUT(ImageModel):
     visual_rows = (("real_A", "fake_B", "real_B", "idt_B"),)
     data_kinds = ("unpaired", "paired")  # A/B batches; pairs are simply not used as pairs
     # The reference's optimizer_G, optimizer_D and optimizer_F (the projection heads).
-    optimizer_names = ("generator", "discriminator", "heads")
     test_translation_folders = ("AtoB",)  # testA translated to B
 
     def __init__(
@@ -244,11 +243,11 @@ class CUT(ImageModel):
 
     def make_optimizers(self):
         # Three Adams with the same settings, as the reference (optimizer_G, optimizer_D, optimizer_F).
-        return (
-            self.build_optimizer(self.G.parameters()),
-            self.build_optimizer(self.D.parameters()),
-            self.build_optimizer(self.F.parameters()),
-        )
+        return {
+            "generator": self.build_optimizer(self.G.parameters()),
+            "discriminator": self.build_optimizer(self.D.parameters()),
+            "heads": self.build_optimizer(self.F.parameters()),
+        }
 
     # --- validation ----------------------------------------------------------------------------
     def discriminator_real_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -183,10 +183,10 @@ class CycleGAN(ImageModel):
         return self.discriminator_objective(discriminator, real, fake, real_fake_weight=0.5, order=order).loss
 
     def make_optimizers(self):
-        return (
-            self.build_optimizer(chain(self.G_AB.parameters(), self.G_BA.parameters())),
-            self.build_optimizer(chain(self.D_A.parameters(), self.D_B.parameters())),
-        )
+        return {  # one Adam for both generators, one for both discriminators, as the reference
+            "generator": self.build_optimizer(chain(self.G_AB.parameters(), self.G_BA.parameters())),
+            "discriminator": self.build_optimizer(chain(self.D_A.parameters(), self.D_B.parameters())),
+        }
 
     # --- validation ----------------------------------------------------------------------------
     def discriminator_real_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

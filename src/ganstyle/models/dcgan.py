@@ -204,9 +204,10 @@ class DCGAN(ImageModel):
         return {f"loss_D_{name}": value for name, value in objective.weighted_terms.items()}
 
     def make_optimizers(self):
-        return self.build_optimizer(self.generator.parameters()), self.build_optimizer(
-            self.discriminator.parameters()
-        )
+        return {
+            "generator": self.build_optimizer(self.generator.parameters()),
+            "discriminator": self.build_optimizer(self.discriminator.parameters()),
+        }
 
     # --- validation ----------------------------------------------------------------------------
     def discriminator_real_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

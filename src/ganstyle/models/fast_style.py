@@ -186,10 +186,10 @@ class FastStyleTransfer(ImageModel):
         return self.discriminator_objective(self.discriminator, real, fake, real_fake_weight=0.5).loss
 
     def make_optimizers(self):
-        optimizers = [self.build_optimizer(self.generator.parameters())]
-        if self.discriminator is not None:
-            optimizers.append(
-                build(self.hparams.discriminator_optimizer)(list(self.discriminator.parameters()))
+        optimizers = {"generator": self.build_optimizer(self.generator.parameters())}
+        if self.discriminator is not None:  # the critic, with its own optimiser settings
+            optimizers["discriminator"] = build(self.hparams.discriminator_optimizer)(
+                list(self.discriminator.parameters())
             )
         return optimizers
 

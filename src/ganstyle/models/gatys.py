@@ -95,7 +95,6 @@ class GatysStyleTransfer(ImageModel):
     data_kinds = ("single_image_style",)  # one content image and its style image(s)
 
     loss_terms = ("content_weight", "style_weight", "tv_weight")
-    optimizer_names = ("image",)  # the image is the only parameter
     visual_rows = (("content", "style", "stylized"),)
     test_translation_folders = ("stylized",)  # the one result, under the content image's name
     # One image: no distribution to score with FID; monitor.metric=auto picks the objective.
@@ -276,7 +275,7 @@ class GatysStyleTransfer(ImageModel):
         self.log_training_values(logged, 1, progress_bar={"loss": logged["train/loss"]})
 
     def make_optimizers(self):
-        return [build(self.hparams.optimizers[self.hparams.optimizer])([self.image])]
+        return {"image": build(self.hparams.optimizers[self.hparams.optimizer])([self.image])}
 
     # --- validation, outputs -------------------------------------------------------------------
     @classmethod
