@@ -153,3 +153,25 @@ def test_fid_on_empty_folders_reports_the_folders_before_the_missing_weights(tmp
     assert f"{tmp_path / 'empty'} holds 0 image file(s)" in message
     assert f"{tmp_path / 'missing'} does not exist" in message
     assert "weights-inception" not in message
+
+
+def test_the_libraries_noise_is_dropped_and_verbose_keeps_it(monkeypatch):
+    import logging
+
+    from ganstyle.run import console
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("lightning", logging.INFO, __file__, 0, message, None, None)
+
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    console.quiet_library_output(verbose=False)
+    try:
+        assert not logger.filter(record("💡 Tip: For seamless cloud logging, try installing [litlogger]"))
+        assert not logger.filter(record("GPU available: False, used: False"))
+        assert logger.filter(record("`Trainer.fit` stopped: `max_epochs=4` reached."))
+    finally:
+        logger.removeFilter(console._NOISE_FILTER)
+    monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    assert not console.is_verbose()
+    monkeypatch.setenv(console.VERBOSE_ENV, "1")  # what `train.py --verbose` sets
+    assert console.is_verbose()

@@ -94,7 +94,7 @@ JOURNEYS: tuple[Journey, ...] = (
     Journey(
         "cyclegan",
         _unpaired,
-        lambda p: ("experiment=null", "data=unpaired", f"data.root={p['root']}"),
+        lambda p: ("data=unpaired", f"data.root={p['root']}"),
         (
             "model.generator.netG=resnet_1blocks",
             "model.generator.ngf=4",
@@ -107,7 +107,7 @@ JOURNEYS: tuple[Journey, ...] = (
     Journey(
         "cut",
         _unpaired,
-        lambda p: ("model=cut", "experiment=null", "data=unpaired", f"data.root={p['root']}"),
+        lambda p: ("model=cut", "data=unpaired", f"data.root={p['root']}"),
         (
             "model.generator.n_blocks=5",  # nce_layers 0,4,8,12,16 reach residual block 5
             "model.generator.ngf=4",
@@ -126,7 +126,6 @@ JOURNEYS: tuple[Journey, ...] = (
             "data=paired",
             f"data.root={p['root']}",
             "data.direction=AtoB",
-            "experiment=null",
         ),
         PIX2PIX_TINY,
         outputs=("images", "translations"),
@@ -141,7 +140,6 @@ JOURNEYS: tuple[Journey, ...] = (
             "data=paired",
             f"data.root={p['root']}",
             "data.direction=BtoA",
-            "experiment=null",
         ),
         PIX2PIX_TINY,
         outputs=("images", "translations"),

@@ -95,6 +95,12 @@ def test_training_on_own_data_leaves_checkpoint_report_metrics_and_outputs(journ
     assert "Traceback" not in result.stderr, explain(result)
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "report.html").stat().st_size > 0
+    # A quiet start: what runs in one block, none of the libraries' noise; the user's data trains
+    # at the model config's sizes (no quick-start experiment).
+    console = result.stdout + result.stderr
+    assert "this run:" in console and "experiment: none" in console, explain(result)
+    for noise in ("litlogger", "Total FLOPs", "LeafSpec", "GPU available", "suggested max number of worker"):
+        assert noise not in console, explain(result)
     assert len((run_dir / "metrics.csv").read_text().splitlines()) > 1
     for output in journey.outputs:
         path = run_dir / output

@@ -110,7 +110,6 @@ def stylize_inputs(folder: Path) -> Path:
 
 # The README's CycleGAN own-data command at tiny sizes, without its data.root (the tests add theirs).
 CYCLEGAN_OWN_DATA_TINY = (
-    "experiment=null",
     "data=unpaired",
     "model.generator.netG=resnet_1blocks",
     "model.generator.ngf=4",
