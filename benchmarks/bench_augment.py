@@ -42,7 +42,7 @@ def sync(device: torch.device) -> None:
 
 def time_steps(model: CycleGAN, batch: tuple[torch.Tensor, torch.Tensor], steps: int, device) -> float:
     """Seconds per CycleGAN step (after one warm-up step)."""
-    opt_G, opt_D = model.make_optimizers()
+    opt_G, opt_D = model.make_optimizers().values()
     real_A, real_B = batch
     for step in range(steps + 1):
         if step == 1:

@@ -147,7 +147,7 @@ def plain_steps(model, batch: dict, steps: int, sync) -> list[float]:
     import torch
 
     G, D, adversarial = model.generator, model.discriminator, model.adversarial
-    opt_G, opt_D = model.make_optimizers()
+    opt_G, opt_D = model.make_optimizers().values()
     loss = model.hparams.loss
     n_critic = getattr(model.hparams, "n_critic", 1) or 1
     stamps = []

@@ -97,7 +97,7 @@ def plain_step_function(name: str, model, batch: dict) -> Callable[[], None]:
     content, style = batch["content"], batch["style"]
     if name.startswith("fast_style"):
         G, vgg = model.generator, model.criterion.feature_net
-        optimizers = model.make_optimizers()
+        optimizers = list(model.make_optimizers().values())
         style_layers = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
         with torch.no_grad():
             style_grams = {layer: gram_matrix(f) for layer, f in vgg(style[:1]).items()}
@@ -130,7 +130,7 @@ def plain_step_function(name: str, model, batch: dict) -> Callable[[], None]:
         return step
     if name == "gatys":
         vgg, image = model.criterion.feature_net, model.image
-        (optimizer,) = model.make_optimizers()
+        (optimizer,) = model.make_optimizers().values()
         layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
         with torch.no_grad():
             content_target = vgg(content)["relu4_2"]
@@ -147,7 +147,7 @@ def plain_step_function(name: str, model, batch: dict) -> Callable[[], None]:
 
         return lambda: optimizer.step(closure)
     encoder, decoder = model.encoder, model.decoder
-    (optimizer,) = model.make_optimizers()
+    (optimizer,) = model.make_optimizers().values()
     iteration = [0]
 
     def step() -> None:

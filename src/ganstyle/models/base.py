@@ -379,7 +379,8 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
             if self.adaptive_augmentation["adjust"]:
                 ada.observe(scores)
             values[f"train/ada_p_{name}"] = ada.p
-        self.log_training_values(values, batch_size)
+        if attached_trainer(self) is not None:  # a step run outside a Trainer (benchmarks) logs nothing
+            self.log_training_values(values, batch_size)
 
     def log_real_score_gap(self, batch: Any) -> None:
         """``val/D_real_heldout_<D>``: a discriminator's mean output on this validation batch's real
