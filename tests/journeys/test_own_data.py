@@ -99,7 +99,14 @@ def test_training_on_own_data_leaves_checkpoint_report_metrics_and_outputs(journ
     # at the model config's sizes (no quick-start experiment).
     console = result.stdout + result.stderr
     assert "this run:" in console and "experiment: none" in console, explain(result)
-    for noise in ("litlogger", "Total FLOPs", "LeafSpec", "GPU available", "suggested max number of worker"):
+    for noise in (
+        "litlogger",
+        "Total FLOPs",
+        "LeafSpec",
+        "GPU available",
+        "Seed set",
+        "suggested max number of worker",
+    ):
         assert noise not in console, explain(result)
     assert len((run_dir / "metrics.csv").read_text().splitlines()) > 1
     for output in journey.outputs:

@@ -38,7 +38,12 @@ class _DropLibraryNoise(logging.Filter):
 
 
 _NOISE_FILTER = _DropLibraryNoise()
-_RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+# Lightning's rank-zero messages, and seed_everything's own logger ("Seed set to 0").
+_LIBRARY_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.fabric.utilities.seed",
+)
 
 
 def is_verbose(cfg: DictConfig | None = None) -> bool:
@@ -57,7 +62,7 @@ def quiet_library_output(verbose: bool) -> None:
     """Drop the library lines above for this process (idempotent); nothing when ``verbose``."""
     if verbose:
         return
-    for name in _RANK_ZERO_LOGGERS:
+    for name in _LIBRARY_LOGGERS:
         logging.getLogger(name).addFilter(_NOISE_FILTER)
     for message in LIBRARY_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
