@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from ganstyle.augmentation import augment
 from ganstyle.models.cyclegan import CycleGAN
+from ganstyle.utils.augmentation import augment
 
 POLICIES = ("color", "translation", "cutout")
 

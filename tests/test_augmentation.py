@@ -11,9 +11,9 @@ import pytest
 import torch
 from helpers import fit_one_batch
 
-from ganstyle import augmentation
-from ganstyle.augmentation import AdaptiveProbability, augment
 from ganstyle.config import ConfigError
+from ganstyle.utils import augmentation
+from ganstyle.utils.augmentation import AdaptiveProbability, augment
 
 TINY_CYCLEGAN = (
     "experiment=null",

@@ -44,7 +44,9 @@ def test_training_run_ends_with_a_self_contained_report_of_every_section(tiny_cy
         assert f"<section id='{anchor}'>" in page, anchor
     grids = len(list((tiny_cyclegan_run / "images").glob("*.png")))
     translations = len(list((tiny_cyclegan_run / "translations").glob("*/*.png")))
-    plots = 3  # validation, training, learning rates
+    plots = (
+        4  # validation, training, the discriminators (r_t, held-out against training reals), learning rates
+    )
     assert page.count("src='data:image/png;base64,") == plots + grids + translations
     overrides = OmegaConf.load(tiny_cyclegan_run / ".hydra" / "overrides.yaml")
     assert "python train.py " + " ".join(overrides) in page

@@ -28,10 +28,10 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from ganstyle.augmentation import AdaptiveProbability, augment, check_policies
 from ganstyle.config import ConfigError, LossConfig, validate_loss_config
 from ganstyle.losses.adversarial import DiscriminatorLoss, discriminator_loss
 from ganstyle.models.validation_metrics import ValidationMetricsMixin
+from ganstyle.utils.augmentation import AdaptiveProbability, augment, check_policies
 from ganstyle.utils.batching import batched_call
 from ganstyle.utils.ddp import find_unused_parameters_for_gans
 from ganstyle.utils.lightning_compat import ConvertedHyperparameters, attached_trainer, default_logs_on_epoch
@@ -272,7 +272,7 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         return True
 
     # --- discriminators: the one path -----------------------------------------------------------
-    # Augmentation of every discriminator input (ganstyle.augmentation; train() sets it from `augment`).
+    # Augmentation of every discriminator input (ganstyle.utils.augmentation; train() sets it from `augment`).
     augment_policies: tuple[str, ...] = ()
     adaptive_augmentation: dict[str, Any] | None = None  # ADA's settings; None: DiffAugment's p = 1
 
