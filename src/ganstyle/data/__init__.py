@@ -11,6 +11,7 @@ from ganstyle.data.embedded import (
     EmbeddedDataModule,
     default_cache_dir,
     materialize_embedded_dataset,
+    render_ink_grade,
     render_style,
 )
 from ganstyle.data.images import (
@@ -44,6 +45,7 @@ __all__ = [
     "list_images",
     "load_rgb",
     "materialize_embedded_dataset",
+    "render_ink_grade",
     "render_style",
     "scan_image_folder",
     "tensor_to_pil",

@@ -63,7 +63,7 @@ ZOOM_RANGE = (0.2, 0.8)  # crop window as a fraction of the shorter side, drawn 
 MIN_WINDOW = 0.75  # ... but at least this times image_size, so crops are never upsampled much
 MIN_CONTRAST = 12.0  # luma standard deviation (0-255) below which a crop is too flat to keep
 
-# --- render_style constants (what makes domain B) -------------------------------------------------
+# --- render_style constants (the cel rendering; EDGE_* also draw the ink grade's outlines) ----------
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601 luma weights
 KUWAHARA_RADIUS = 2  # 3x3 quadrants of a 5x5 window
 KUWAHARA_PASSES = 2
@@ -86,7 +86,7 @@ GRADE_INK_STRENGTH = 0.6
 
 
 def render_style(image: np.ndarray) -> np.ndarray:
-    """The fixed "cartoon" rendering that defines domain B: uint8 (H, W, 3) RGB in, same shape out.
+    """The fixed "cartoon" (cel) rendering, pix2pix's domain B: uint8 (H, W, 3) RGB in, same shape out.
 
     Deterministic, pure numpy/scipy, about 5 ms for 96x96. In order, on [0, 1] floats:
 
