@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 train: setup ## train the default experiment (CycleGAN, embedded dataset, CPU); ARGS="..." adds overrides
 	$(BIN)/python train.py $(ARGS)
 
-test: setup ## run the default test suite (under 10 minutes on 2 CPU cores)
+test: setup ## run the default test suite (about 18 minutes on 2 idle CPU cores)
 	$(BIN)/python -m pytest $(ARGS)
 
 test-all: setup ## run every test, the slow ones included
