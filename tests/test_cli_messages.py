@@ -171,7 +171,13 @@ def test_the_libraries_noise_is_dropped_and_verbose_keeps_it(monkeypatch):
         assert logger.filter(record("`Trainer.fit` stopped: `max_epochs=4` reached."))
     finally:
         logger.removeFilter(console._NOISE_FILTER)
+    from omegaconf import OmegaConf
+
+    quiet, hydra_verbose = (
+        OmegaConf.create({"hydra": {"verbose": False}}),
+        OmegaConf.create({"hydra": {"verbose": True}}),
+    )
     monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
-    assert not console.is_verbose()
+    assert not console.is_verbose(quiet) and console.is_verbose(hydra_verbose)
     monkeypatch.setenv(console.VERBOSE_ENV, "1")  # what `train.py --verbose` sets
-    assert console.is_verbose()
+    assert console.is_verbose(quiet)

@@ -329,13 +329,8 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         name = self.discriminator_name(discriminator)
         states = self.__dict__.setdefault("_ada_states", {})
         if name not in states:
-            settings = self.adaptive_augmentation or {}
-            states[name] = AdaptiveProbability(
-                settings.get("target", 0.6),
-                settings.get("interval", 4),
-                settings.get("kimg", 500.0),
-                settings.get("p", 0.0),
-            )
+            settings = {key: value for key, value in self.adaptive_augmentation.items() if key != "adjust"}
+            states[name] = AdaptiveProbability(**settings)
             saved = self.__dict__.get("_ada_saved", {}).get(name)
             if saved is not None:
                 states[name].load_state_dict(saved)
@@ -363,12 +358,7 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         """What a discriminator says about training reals: ADA's overfitting heuristic
         r_t = E[sign(D(x_real))] logged as ``train/r_t_<D>`` (near 1: D calls every real image real,
         it memorises them), the mean output kept for ``val/D_real_train_<D>``, and ADA's p moved."""
-        scores = (
-            prediction_real
-            if isinstance(prediction_real, torch.Tensor)
-            else torch.cat([score.flatten(1) for score in prediction_real], dim=1)
-        )
-        scores = scores.detach()
+        scores = per_image_scores(prediction_real).detach()
         name = self.discriminator_name(discriminator)
         sums = self.__dict__.setdefault("_real_score_sums", {})
         total, count = sums.get(name, (0.0, 0))
@@ -387,10 +377,7 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         images, logged next to ``val/D_real_train_<D>``, its mean on training reals since the last
         validation. The two drift apart when it memorises the training set (ADA's figure 1)."""
         for name, images in self.discriminator_real_inputs(batch).items():
-            output = self.discriminate(getattr(self, name), images)
-            scores = (
-                output if isinstance(output, torch.Tensor) else torch.cat([o.flatten(1) for o in output], 1)
-            )
+            scores = per_image_scores(self.discriminate(getattr(self, name), images))
             self.log(f"val/D_real_heldout_{name}", scores.mean(), batch_size=images.shape[0])
 
     def log_real_score_train_means(self) -> None:
@@ -602,6 +589,14 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         # Only when a trainer resumes: load_from_checkpoint for inference must not reseed the caller.
         if attached_trainer(self) is not None and "rng" in state:
             restore_rng_states(state["rng"])
+
+
+def per_image_scores(prediction: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+    """A discriminator's output as (N, K): a patch map, or every scale of a multi-scale one, flattened
+    per image (what r_t, ADA and the held-out statistics average over)."""
+    scales = [prediction] if isinstance(prediction, torch.Tensor) else list(prediction)
+    # reshape, not flatten(1): a per-image score (DCGAN's critic) is (N,)
+    return torch.cat([scale.reshape(scale.shape[0], -1) for scale in scales], dim=1)
 
 
 # The earlier name of ImageModel: code and pickles that import it keep working.

@@ -14,7 +14,10 @@ import os
 import warnings
 from typing import Any
 
+from lightning.pytorch.utilities.model_summary import get_human_readable_count
 from omegaconf import DictConfig
+
+from ganstyle.run.config_checks import choice, hydra_node
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +49,10 @@ _LIBRARY_LOGGERS = (
 )
 
 
-def is_verbose(cfg: DictConfig | None = None) -> bool:
+def is_verbose(cfg: DictConfig) -> bool:
     """Whether the user asked for everything: ``train.py --verbose`` or ``hydra.verbose``."""
-    if os.environ.get(VERBOSE_ENV):
-        return True
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return bool(HydraConfig.get().verbose) if HydraConfig.initialized() else False
-    except Exception:  # no Hydra run (train() called from Python)
-        return False
+    hydra = hydra_node(cfg)
+    return bool(os.environ.get(VERBOSE_ENV)) or bool(hydra is not None and hydra.get("verbose"))
 
 
 def quiet_library_output(verbose: bool) -> None:
@@ -68,44 +65,26 @@ def quiet_library_output(verbose: bool) -> None:
         warnings.filterwarnings("ignore", message=message)
 
 
-def _choices() -> dict[str, str]:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        if HydraConfig.initialized():
-            return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if v is not None}
-    except Exception:
-        pass
-    return {}
-
-
-def _count(parameters: int) -> str:
-    for unit, size in (("M", 1e6), ("K", 1e3)):
-        if parameters >= size:
-            return f"{parameters / size:.1f} {unit}"
-    return str(parameters)
-
-
 def describe_networks(model: Any) -> str:
     """``G_AB UnetGenerator 7.3 M, D_B NLayerDiscriminator 694.0 K``: every child with parameters."""
     parts = []
     for name, child in model.named_children():
         count = sum(p.numel() for p in child.parameters())
         if count:
-            parts.append(f"{name} {type(child).__name__} {_count(count)}")
+            parts.append(f"{name} {type(child).__name__} {get_human_readable_count(count)}")
     return ", ".join(parts) or "no trainable networks"
 
 
 def start_block(cfg: DictConfig, model: Any, trainer: Any) -> list[str]:
     """The lines that say what this run uses: model, data, experiment, networks, sizes, precision, device."""
-    choices = _choices()
     data = cfg.get("data") or {}
 
     def named(group: str, target: str | None) -> str:
         short = str(target or "").rsplit(".", 1)[-1]
-        return f"{group}={choices[group]} ({short})" if group in choices else short or "-"
+        option = choice(cfg, group)
+        return f"{group}={option} ({short})" if option else short or "-"
 
-    experiment = choices.get("experiment", "none")
+    experiment = choice(cfg, "experiment") or "none"
     sizes = []
     for key, label in (("image_size", "stored"), ("load_size", "load"), ("crop_size", "crop")):
         if data.get(key) is not None:

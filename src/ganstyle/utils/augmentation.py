@@ -148,19 +148,14 @@ class AdaptiveProbability:
         self._batches = 0
         self._images = 0
 
-    def observe(self, real_predictions: torch.Tensor | Sequence[torch.Tensor]) -> None:
-        """Count the signs of a batch's D(real) outputs; every ``interval`` batches, adjust p."""
-        scores = (
-            real_predictions
-            if isinstance(real_predictions, torch.Tensor)
-            else torch.cat([score.flatten() for score in real_predictions])
-        )
-        first = real_predictions if isinstance(real_predictions, torch.Tensor) else real_predictions[0]
-        scores = scores.detach()
+    def observe(self, real_scores: torch.Tensor) -> None:
+        """Count the signs of a batch's D(real) outputs, one row per image (a patch map or several
+        scales flattened into the row); every ``interval`` batches, adjust p."""
+        scores = real_scores.detach()
         self._signs = self._signs.to(scores.device) + torch.sign(scores).sum()
         self._count = self._count.to(scores.device) + scores.numel()
         self._batches += 1
-        self._images += int(first.shape[0])  # images, not patches
+        self._images += int(scores.shape[0])  # images, not patches
         if self._batches >= self.interval:
             r_t = self._signs / self._count.clamp(min=1)
             step = torch.sign(r_t - self.target) * self._images / (self.kimg * 1000.0)
