@@ -103,14 +103,13 @@ def missing_imagenet_weights_error(
 ):
     """The error of building the reference-config model (ImageNet VGG) with an empty torch cache;
     asserted to be a WeightsNotFoundError naming `file_name`."""
-    import hydra
-
+    from ganstyle.models.base import build_model
     from ganstyle.weights import WeightsNotFoundError
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
     cfg = compose_config(*tiny, "experiment=null")
     assert cfg.loss.feature_net.weights == "imagenet"
     with pytest.raises(Exception, match=file_name) as error:
-        hydra.utils.instantiate(cfg.model, _recursive_=False)  # what train() does before any data is read
+        build_model(cfg.model)  # what train() does before any data is read
     assert isinstance(error.value.__cause__ or error.value, WeightsNotFoundError)  # Hydra wraps it
     return error.value

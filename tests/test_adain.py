@@ -11,6 +11,7 @@ from helpers import assert_missing_style_image_is_a_clear_error, missing_imagene
 
 from ganstyle.config import ConfigError
 from ganstyle.models.adain import AdaIN, coral
+from ganstyle.models.base import build_model
 from ganstyle.networks.adain import adaptive_instance_norm
 from ganstyle.run.training import check_model_config, train
 
@@ -39,7 +40,7 @@ def test_every_adain_experiment_composes(compose_config, experiment):
 @pytest.fixture
 def model(compose_config) -> AdaIN:
     torch.manual_seed(0)
-    return hydra.utils.instantiate(compose_config(*TINY).model, _recursive_=False).eval()
+    return build_model(compose_config(*TINY).model).eval()
 
 
 def images(*shape: int) -> torch.Tensor:
@@ -62,7 +63,7 @@ def test_reference_decoder_size_and_a_frozen_vgg19_encoder_to_relu4_1(model):
 
 def test_training_updates_the_decoder_only_with_inverse_time_lr_decay(compose_config):
     cfg = compose_config(*TINY, "model.lr_decay=0.5")  # large, so the decay shows in two steps
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     encoder = [p.detach().clone() for p in model.encoder.parameters()]
     decoder = [p.detach().clone() for p in model.decoder.parameters()]

@@ -9,13 +9,13 @@ import importlib
 import re
 from pathlib import Path
 
-import hydra
 import pytest
 import torch
 from helpers import one_thread  # noqa: F401  (tiny in-process training: one intra-op thread)
 from test_model_contract import check_built_model, check_declarations, check_inference_generator_signature
 
 import ganstyle
+from ganstyle.models.base import build_model
 from ganstyle.report.collect import collect_run
 from ganstyle.run.training import train
 
@@ -80,7 +80,7 @@ def test_the_minimal_model_keeps_the_model_contract(compose_config, minimal_gan)
     cfg = compose_config(*MINIMAL)
     assert cfg.hydra.runtime.choices["loss"] == "minimal_gan"
     assert cfg.hydra.runtime.choices["experiment"] == "minimal_gan_quickstart"
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     assert type(model) is minimal_gan
     check_built_model(model)
 

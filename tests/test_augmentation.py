@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import csv
 
-import hydra
 import pytest
 import torch
 from helpers import fit_one_batch
 
 from ganstyle.config import ConfigError
+from ganstyle.models.base import build_model
 from ganstyle.utils import augmentation
 from ganstyle.utils.augmentation import AdaptiveProbability, augment
 
@@ -111,7 +111,7 @@ def test_ada_moves_p_towards_the_target_every_interval_and_keeps_it_in_range():
 def tiny_cyclegan(compose_config, augment_choice: str, *extra: str):
     cfg = compose_config(*TINY_CYCLEGAN, f"augment={augment_choice}", *extra)
     torch.manual_seed(0)
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     model.set_augmentation(**cfg.augment)
     return model
 
@@ -144,7 +144,7 @@ def test_ada_p_is_saved_in_checkpoints_and_restored(compose_config):
 
 def test_augmentation_is_refused_for_a_model_without_a_discriminator(compose_config):
     cfg = compose_config("model=gatys", "augment=diffaugment")
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     with pytest.raises(ConfigError, match="has no discriminator"):
         model.set_augmentation(**cfg.augment)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import hydra
 import pytest
 import torch
 from helpers import one_thread  # noqa: F401  (autouse fixture)
@@ -18,6 +17,7 @@ from ganstyle.config import ConfigError
 from ganstyle.inference.export import export_generator
 from ganstyle.inference.loading import inference_network, load_model
 from ganstyle.losses.patchnce import PatchNCELoss
+from ganstyle.models.base import build_model
 from ganstyle.models.cut import CUT
 from ganstyle.networks import NLayerDiscriminator, ResnetGenerator
 from ganstyle.networks.antialias import BlurDownsample, BlurUpsample
@@ -90,7 +90,7 @@ def test_patchnce_sends_gradient_to_the_queries_only_and_is_low_when_each_patch_
 
 def test_reference_networks_have_the_reference_parameter_counts(compose_config):
     cfg = compose_config("model=cut", "experiment=null")
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     assert count(model.G) == 11_378_179 and count(model.D) == 2_764_737 and count(model.F) == 560_384
     assert model.F.in_channels == [3, 128, 256, 256, 256]  # known before any batch
     assert any(isinstance(m, BlurDownsample) for m in model.G.modules())
@@ -108,7 +108,7 @@ def test_networks_and_heads_are_initialised_as_the_reference_xavier_with_gain_0_
     for network in (cfg.model.generator, cfg.model.discriminator):
         assert (network.init_type, network.init_gain) == ("xavier", 0.02)
     torch.manual_seed(0)
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     head = next(m for m in model.F.modules() if isinstance(m, torch.nn.Linear) and m.in_features == 256)
     # xavier normal: std = gain * sqrt(2 / (fan_in + fan_out)) = 0.02 * sqrt(2 / 512) = 0.00125
     # (N(0, 0.02), the other choice, would be 16 times wider).
@@ -383,7 +383,7 @@ def test_cut_trains_under_ddp_sim_with_the_heads_in_every_process(tmp_path, cach
 def test_the_schedule_takes_the_modes_reference_shape_unless_the_config_chose_one(compose_config):
     def schedule(*overrides: str) -> tuple[int, int]:
         cfg = compose_config("model=cut", "experiment=null", *overrides)
-        model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+        model = build_model(cfg.model)
         return model.hparams.scheduler.get("n_epochs"), model.hparams.scheduler.get("n_epochs_decay")
 
     small = ("model.generator.ngf=4", "model.generator.n_blocks=5", "model.discriminator.ndf=4")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hydra
 import numpy as np
 import pytest
 import torch
@@ -13,6 +12,7 @@ from ganstyle.config import ConfigError
 from ganstyle.data.image_folder import ImageFolderDataModule
 from ganstyle.data.images import DatasetError
 from ganstyle.losses.adversarial import gradient_penalty
+from ganstyle.models.base import build_model
 from ganstyle.models.dcgan import DCGAN
 from ganstyle.run.training import check_model_config, train
 
@@ -98,7 +98,7 @@ def fit(model: DCGAN, batches: list[dict], max_epochs: int = 1, callbacks=()):
 
 def test_reference_config_has_the_pytorch_examples_parameter_counts(compose_config):
     cfg = compose_config("model=dcgan", "experiment=null")
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     assert count(model.generator) == 3_576_704 and count(model.discriminator) == 2_765_568
     assert model.image_size == 64 and model.latent_dim == 100 and model.hparams.n_critic == 1
     assert cfg.loss.gan_mode == "vanilla"

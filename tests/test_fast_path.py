@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 
-import hydra
 import pytest
 import torch
 
+from ganstyle.models.base import build_model
 from ganstyle.models.cyclegan import CycleGAN
 
 TINY = (
@@ -22,7 +22,7 @@ TINY = (
 
 def tiny_cyclegan(compose_config, *overrides: str) -> CycleGAN:
     cfg = compose_config(*TINY, *overrides)
-    return hydra.utils.instantiate(cfg.model, _recursive_=False)
+    return build_model(cfg.model)
 
 
 def losses_and_gradients(model: CycleGAN, real_A: torch.Tensor, real_B: torch.Tensor):

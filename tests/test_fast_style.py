@@ -13,6 +13,7 @@ import torch
 from helpers import assert_missing_style_image_is_a_clear_error, missing_imagenet_weights_error
 
 from ganstyle.data.embedded_styles import STYLES, materialize_embedded_styles
+from ganstyle.models.base import build_model
 from ganstyle.models.fast_style import FastStyleTransfer
 from ganstyle.run.training import train
 
@@ -39,7 +40,7 @@ def count(module: torch.nn.Module) -> int:
 
 def build(compose_config, *overrides: str):
     cfg = compose_config(*TINY, *overrides)
-    return cfg, hydra.utils.instantiate(cfg.model, _recursive_=False)
+    return cfg, build_model(cfg.model)
 
 
 @pytest.mark.parametrize("experiment", ["fast_style_quickstart", "fast_style_coco", "fast_style_gan"])

@@ -23,6 +23,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from ganstyle.callbacks.nan_guard import NanGuard, NonFiniteLossError
 from ganstyle.callbacks.signals import CheckpointOnInterrupt
 from ganstyle.config import ConfigError
+from ganstyle.models.base import build_model
 from ganstyle.run.checkpointing import AtomicCheckpointIO, CheckpointWriteError, NonFiniteCheckpointError
 from ganstyle.run.config_checks import validate_config
 from ganstyle.run.training import train
@@ -181,7 +182,7 @@ def tiny_model_and_batches(compose_config, count: int = 4):
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
     batches = [batch for _, batch in zip(range(count), datamodule.train_dataloader())]
-    return hydra.utils.instantiate(cfg.model, _recursive_=False), batches
+    return build_model(cfg.model), batches
 
 
 def tiny_trainer(tmp_path: Path, max_epochs: int, callbacks: list) -> pl.Trainer:

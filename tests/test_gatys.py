@@ -12,6 +12,7 @@ from helpers import assert_missing_style_image_is_a_clear_error, missing_imagene
 
 from ganstyle.data.images import DatasetError
 from ganstyle.losses.style_targets import StyleTargets
+from ganstyle.models.base import build_model
 from ganstyle.models.gatys import GatysStyleTransfer, rgb_to_luma_chroma
 from ganstyle.run.training import train
 
@@ -37,7 +38,7 @@ def started_model(compose_config, *overrides: str) -> tuple[GatysStyleTransfer, 
     """A model with targets set from the embedded content and style, as setup() does in a fit."""
     cfg = compose_config(*TINY, *overrides)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     content = datamodule.content_image()
     model.start(content, datamodule.style_images(), datamodule.style_weights)
     return model, content

@@ -14,34 +14,25 @@ from pathlib import Path
 import lightning
 import lightning.pytorch as pl
 import pytest
-import torch
 from lightning.pytorch.loggers import CSVLogger
-from torch import nn
 
 from ganstyle.utils.lightning_compat import (
-    ConvertedHyperparameters,
     attached_trainer,
     csv_logger_experiment_keeping_rows,
     ddp_kwargs,
-    default_logs_on_epoch,
     launches_by_rerunning_script,
-    loggers_write_this_step,
     stop_after_this_batch,
 )
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ganstyle"
 PRIVATE_NAMES = (
-    "_FxValidator",
-    "_current_fx_name",
     "_ddp_kwargs",
     "_SubprocessScriptLauncher",
-    "_logger_connector",
     "_check_log_dir_exists",
     "_record_new_keys",
     "_rewrite_with_new_header",
     "._experiment",
     "._fs",
-    "_set_hparams",
     "._trainer",
     "_signal_connector",
 )
@@ -60,22 +51,6 @@ def lightning_internal(internal: str, function: str):
         )
 
 
-def test_fx_validator_still_gives_the_default_logging_levels_of_a_hook():
-    with lightning_internal(
-        "lightning.pytorch.trainer.connectors.logger_connector.fx_validator._FxValidator"
-        ".get_default_logging_levels",
-        "default_logs_on_epoch",
-    ):
-        from lightning.pytorch.trainer.connectors.logger_connector.fx_validator import _FxValidator
-
-        parameters = list(inspect.signature(_FxValidator.get_default_logging_levels).parameters)
-        assert parameters[-3:] == ["fx_name", "on_step", "on_epoch"], parameters
-        assert _FxValidator.get_default_logging_levels("validation_step", None, None) == (False, True)
-        assert _FxValidator.get_default_logging_levels("training_step", None, None) == (True, False)
-    with lightning_internal("LightningModule._current_fx_name", "default_logs_on_epoch"):
-        assert pl.LightningModule()._current_fx_name is None
-
-
 def test_ddp_strategy_still_keeps_its_distributed_data_parallel_arguments_in_a_dict():
     from lightning.pytorch.strategies import DDPStrategy
 
@@ -91,12 +66,6 @@ def test_script_relaunching_launcher_still_has_its_class():
         from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
         assert inspect.isclass(_SubprocessScriptLauncher)
-
-
-def test_trainer_still_has_a_logger_connector_that_says_when_loggers_write():
-    with lightning_internal("Trainer._logger_connector.should_update_logs", "loggers_write_this_step"):
-        connector = pl.Trainer(logger=False, enable_progress_bar=False)._logger_connector
-        assert isinstance(type(connector).should_update_logs, property)
 
 
 def test_a_trainer_asked_to_stop_after_this_batch_reports_the_sigterm_flag_its_loops_read():
@@ -129,22 +98,8 @@ def test_csv_logger_still_builds_its_writer_through_the_internals_a_resumed_run_
     assert lines == ["a,epoch,step", "1.0,0,0", "2.0,1,1"]
 
 
-class DoublingModule(ConvertedHyperparameters, pl.LightningModule):
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-
-    def convert_hyperparameters(self, hyperparameters):
-        return {key: 2 * value for key, value in hyperparameters.items()}
-
-
-def test_save_hyperparameters_still_stores_through_set_hparams():
-    with lightning_internal("HyperparametersMixin._set_hparams", "ConvertedHyperparameters"):
-        assert DoublingModule(3).hparams == {"size": 6}
-
-
 def test_a_module_still_says_whether_a_trainer_runs_it():
-    module = RecordingModule()
+    module = pl.LightningModule()
     with lightning_internal("LightningModule._trainer", "attached_trainer"):
         assert attached_trainer(module) is None
         trainer = pl.Trainer(accelerator="cpu", logger=False)
@@ -166,52 +121,6 @@ def test_ddp_kwargs_and_script_relaunch_read_real_strategies():
         assert launches_by_rerunning_script(ddp.strategy)
         assert not launches_by_rerunning_script(spawn.strategy)
         assert not launches_by_rerunning_script(single.strategy)
-
-
-class RecordingModule(pl.LightningModule):
-    """A one-layer module that records what the compatibility functions say inside each hook."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layer = nn.Linear(2, 1)
-        self.seen: list[tuple[str, bool, bool]] = []
-
-    def training_step(self, batch, batch_idx):
-        self.seen.append(
-            ("training_step", default_logs_on_epoch(self), loggers_write_this_step(self.trainer))
-        )
-        return self.layer(batch[0]).mean()
-
-    def validation_step(self, batch, batch_idx):
-        self.seen.append(("validation_step", default_logs_on_epoch(self), True))
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
-
-
-def test_logging_defaults_and_logged_steps_follow_a_real_trainer(tmp_path):
-    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 2)), batch_size=2)
-    module = RecordingModule()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        log_every_n_steps=2,
-        logger=CSVLogger(tmp_path),
-        num_sanity_val_steps=0,
-        limit_val_batches=1,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
-    with lightning_internal("the hook name or the logger connector", "default_logs_on_epoch"):
-        trainer.fit(module, data, data)
-        # on_epoch: Lightning's default per hook; loggers write on every 2nd step only.
-        assert module.seen == [
-            ("training_step", False, False),
-            ("training_step", False, True),
-            ("validation_step", True, True),
-        ]
-    assert default_logs_on_epoch(module) is False  # outside any hook
 
 
 def test_no_module_outside_lightning_compat_uses_lightning_private_internals():

@@ -12,6 +12,7 @@ from helpers import run_train
 from omegaconf import OmegaConf
 
 from ganstyle.config import ConfigError
+from ganstyle.models.base import build_model
 from ganstyle.run.config_checks import drop_quick_start_random_weights, validate_config
 from ganstyle.run.overrides import check_overrides
 from ganstyle.run.user_errors import user_error_message
@@ -235,7 +236,7 @@ def test_a_network_refusing_its_size_inside_a_model_names_the_network_and_the_re
     cfg = compose_config("model=dcgan", "data.load_size=48", "data.crop_size=48")
     validate_config(cfg)  # DCGAN sizes its networks from the data: only building them tells
     with pytest.raises(Exception) as error:
-        hydra.utils.instantiate(cfg.model, _recursive_=False)
+        build_model(cfg.model)
     message = user_error_message(error.value)
     assert (
         message is not None

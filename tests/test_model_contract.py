@@ -17,7 +17,13 @@ from omegaconf import OmegaConf
 from ganstyle.callbacks.translate import TranslateTestSet
 from ganstyle.inference.loading import CheckpointError, inference_network
 from ganstyle.models import base
-from ganstyle.models.base import LEARNING_RATE_METRIC_NAMES, GANModule, ImageModel, InferenceConditioning
+from ganstyle.models.base import (
+    LEARNING_RATE_METRIC_NAMES,
+    GANModule,
+    ImageModel,
+    InferenceConditioning,
+    build_model,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "ganstyle"
@@ -119,11 +125,11 @@ def test_a_built_model_keeps_plain_hyperparameters_one_optimiser_per_name_and_th
     compose_config, config_name
 ):
     cfg = compose_config(f"model={config_name}")
-    check_built_model(hydra.utils.instantiate(cfg.model, _recursive_=False))
+    check_built_model(build_model(cfg.model))
 
 
 def test_finite_or_skip_refuses_an_optimiser_name_the_model_does_not_declare(compose_config):
-    model = hydra.utils.instantiate(compose_config("model=dcgan").model, _recursive_=False)
+    model = build_model(compose_config("model=dcgan").model)
     model.configure_optimizers()
     with pytest.raises(ValueError, match="'G'.*make_optimizers"):
         model.finite_or_skip({"loss_G": torch.tensor(float("nan"))}, "G")
@@ -135,7 +141,7 @@ def test_finite_or_skip_refuses_an_optimiser_name_the_model_does_not_declare(com
 
 
 def test_inference_refuses_conditioning_a_model_does_not_declare(compose_config):
-    model = hydra.utils.instantiate(compose_config("model=cyclegan").model, _recursive_=False)
+    model = build_model(compose_config("model=cyclegan").model)
     with pytest.raises(CheckpointError, match="takes no alpha"):
         inference_network(model, alpha=0.5)
     _, info = inference_network(model, "BtoA")
@@ -143,7 +149,7 @@ def test_inference_refuses_conditioning_a_model_does_not_declare(compose_config)
 
 
 def test_a_model_without_test_translations_never_loads_the_test_set(tmp_path, compose_config):
-    model = hydra.utils.instantiate(compose_config("model=dcgan").model, _recursive_=False)
+    model = build_model(compose_config("model=dcgan").model)
     assert model.test_translations({}) == {}
 
     class DataModule:
@@ -225,7 +231,7 @@ def test_every_discriminator_call_of_a_training_step_and_its_penalty_runs_inside
         "model.discriminator.n_layers=1",
         "model.pool_size=0",
     )
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     inside, calls = [], {"inside": 0, "outside": 0}
 
     def count(module, args):

@@ -193,22 +193,6 @@ def test_models_their_parts_callbacks_and_the_report_never_import_the_run_layer(
     )
 
 
-def test_no_code_of_ours_imports_a_moved_module_by_its_old_name():
-    # The old names stay importable for saved runs and users' scripts; our own code imports the
-    # modules where they live, so the old names can be dropped one day without touching it.
-    from ganstyle import MOVED_MODULES
-
-    root = PACKAGE.parents[1]
-    files = [*PACKAGE.rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "benchmarks").rglob("*.py")]
-    offenders = [
-        f"{path.relative_to(root)} imports {name}"
-        for path in sorted([*files, root / "train.py"])
-        for name in sorted(imported_modules(path))
-        if name in MOVED_MODULES
-    ]
-    assert not offenders, "imports of a moved module by its old name:\n" + "\n".join(offenders)
-
-
 def test_run_modules_and_fid_weights_do_not_import_each_other_even_inside_functions():
     # distributed/sweeps share the process rank (ganstyle.run.ranks); the FID metric and the weights
     # checks share the Inception network (ganstyle.networks.fid_inception).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import hydra
 import numpy as np
 import pytest
 import torch
@@ -16,6 +15,7 @@ from ganstyle.config import ConfigError
 from ganstyle.data.embedded import render_style
 from ganstyle.data.embedded_paired import EmbeddedPairedDataModule, materialize_embedded_pairs
 from ganstyle.data.images import list_images
+from ganstyle.models.base import build_model
 from ganstyle.models.pix2pix import Pix2Pix
 from ganstyle.run.training import check_model_config, train
 
@@ -63,7 +63,7 @@ def pair_batch(seed: int = 0, size: int = SIZE) -> dict:
 
 def test_reference_config_is_unet_256_and_a_conditional_patchgan_with_the_reference_counts(compose_config):
     cfg = compose_config("model=pix2pix", "experiment=null")
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     assert count(model.generator) == 54_413_955  # unet_256, batch norm
     assert count(model.discriminator) == 2_768_705  # 6-channel 70x70 PatchGAN, batch norm
     assert model.generator.size_multiple == 256

@@ -13,12 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import hydra
 import lightning.pytorch as pl
 import pytest
 import torch
 
 from ganstyle.config import ConfigError
+from ganstyle.models.base import build_model
 from ganstyle.run.resuming import (
     CheckpointMismatchError,
     check_resume_compatible,
@@ -184,7 +184,7 @@ def test_resuming_with_another_generator_size_names_the_differing_key(
 def test_resume_allow_changed_lets_a_schedule_be_extended(compose_config, finished_runs):
     checkpoint = last_of(finished_runs, "one_epoch")
     cfg = compose_config(*TINY, "scheduler.n_epochs=5")
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     with pytest.raises(CheckpointMismatchError, match=r"scheduler\.n_epochs: checkpoint 1, configured 5"):
         check_resume_compatible(checkpoint, model)
     check_resume_compatible(checkpoint, model, allow_changed=["scheduler"])
@@ -195,7 +195,7 @@ def test_a_checkpoint_resumes_with_batched_calls_switched_or_from_before_the_swi
 ):
     checkpoint = last_of(finished_runs, "one_epoch")
     cfg = compose_config(*TINY, "model.batch_shared_calls=false")
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     check_resume_compatible(checkpoint, model, allow_changed=["scheduler"])  # the run was 1 epoch
     older = torch.load(checkpoint, map_location="cpu", weights_only=False)
     del older["hyper_parameters"]["batch_shared_calls"]
@@ -207,7 +207,7 @@ def test_checkpoint_of_another_model_class_is_refused_naming_both(compose_config
     checkpoint = load(last_of(finished_runs, "one_epoch"))
     checkpoint["ganstyle_model_class"] = "ganstyle.models.pix2pix.Pix2Pix"
     torch.save(checkpoint, tmp_path / "other.ckpt")
-    model = hydra.utils.instantiate(compose_config(*TINY).model, _recursive_=False)
+    model = build_model(compose_config(*TINY).model)
     with pytest.raises(CheckpointMismatchError) as error:
         check_resume_compatible(tmp_path / "other.ckpt", model)
     assert "written by ganstyle.models.pix2pix.Pix2Pix" in str(error.value)
@@ -220,7 +220,7 @@ def test_truncated_or_weights_only_checkpoint_is_refused_before_fitting(
     data = (last_of(finished_runs, "one_epoch")).read_bytes()
     (tmp_path / "truncated.ckpt").write_bytes(data[: len(data) // 2])
     torch.save(load(last_of(finished_runs, "one_epoch"))["state_dict"], tmp_path / "w.pt")
-    model = hydra.utils.instantiate(compose_config(*TINY).model, _recursive_=False)
+    model = build_model(compose_config(*TINY).model)
     with pytest.raises(ConfigError, match="is not a readable checkpoint"):
         check_resume_compatible(tmp_path / "truncated.ckpt", model)
     with pytest.raises(ConfigError, match="not a Lightning training checkpoint"):
@@ -413,3 +413,62 @@ def test_ctrl_c_then_resume_leaves_the_metrics_csv_of_an_uninterrupted_run(compo
     # afresh (a mid-epoch checkpoint does not hold the loader's position), so values differ there.
     for mine, theirs in zip(resumed[: batch + 1], reference[: batch + 1], strict=True):
         assert mine == theirs
+
+
+class LoggerStepProbe(pl.Callback):
+    """Logs a value after every training batch; Lightning keeps it only on the steps its loggers write."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        pl_module.log("probe", 1.0, on_step=True, on_epoch=False, batch_size=1)
+
+
+def test_training_values_are_logged_on_the_loggers_steps_before_and_after_a_resume(compose_config, tmp_path):
+    """The model logs its training values only on the batches whose values the loggers write (every
+    log_every_n_steps-th batch of the run, counted on across a resume): the same steps as a value
+    logged on every batch."""
+    every_third = (
+        "trainer.log_every_n_steps=3",
+        "trainer.max_epochs=3",
+        f"+callbacks.probe._target_={__name__}.LoggerStepProbe",
+    )
+    ctrl_c = (f"+callbacks.ctrl_c._target_={__name__}.CtrlCAtBatch", "+callbacks.ctrl_c.batch=1")
+    with pytest.raises(SystemExit):
+        run_training(compose_config, tmp_path, *every_third, *ctrl_c)
+    run_training(compose_config, tmp_path, *every_third, "ckpt_path=last")
+    with (tmp_path / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    probe_steps = [int(row["step"]) for row in rows if row.get("probe")]
+    model_steps = [int(row["step"]) for row in rows if row.get("train/loss_G")]
+    assert probe_steps == [2, 5, 8, 11]  # 12 batches: the loggers write batches 3, 6, 9 and 12
+    assert model_steps == probe_steps
+
+
+# A one-batch CycleGAN (ngf=4) trained while the run modules sat at the package root: its saved
+# .hydra/ names them there (ganstyle.checkpointing.*), its checkpoint names only models, networks and
+# schedules, so it loads and resumes without those old module names.
+EARLIER_LAYOUT_RUN = Path(__file__).resolve().parent / "data" / "run_folder_with_root_module_paths"
+
+
+def test_a_checkpoint_of_an_earlier_package_layout_loads_for_inference():
+    from ganstyle.inference.loading import load_model
+
+    path = EARLIER_LAYOUT_RUN / "checkpoints" / "last.ckpt"
+    model = load_model(path)
+    saved = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    assert type(model).__name__ == "CycleGAN"
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, saved[key]), key
+
+
+def test_a_run_of_an_earlier_package_layout_resumes(compose_config, tmp_path):
+    from omegaconf import OmegaConf
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(EARLIER_LAYOUT_RUN, run_dir)
+    overrides = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    cfg = compose_config(*overrides, "trainer.max_epochs=2", "ckpt_path=last", output_dir=run_dir)
+    train(cfg)
+    resumed = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["epoch"] == 0 and resumed["epoch"] == 1
+    assert resumed["global_step"] == 2 * saved["global_step"]  # one more batch: a G and a D step

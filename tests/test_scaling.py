@@ -24,6 +24,7 @@ from omegaconf import open_dict, read_write
 
 from ganstyle.callbacks import ImageGrids, RunSummary, TranslateTestSet
 from ganstyle.config import ConfigError
+from ganstyle.models.base import build_model
 from ganstyle.models.cyclegan import CycleGAN
 from ganstyle.run.distributed import build_trainer, slurm_tasks_per_node
 from ganstyle.run.loggers import make_wandb_logger
@@ -108,7 +109,7 @@ def test_ddp_step_equals_single_process_step_on_the_union_batch(
     # The starting weights, built as train() builds them (seed, then data module, then model).
     pl.seed_everything(cfg.seed, workers=True)
     hydra.utils.instantiate(cfg.data, _convert_="all")
-    initial = hydra.utils.instantiate(cfg.model, _recursive_=False).state_dict()
+    initial = build_model(cfg.model).state_dict()
 
     ddp = torch.load(sweep_dir / "0/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     single = torch.load(tmp_path / "single/checkpoints/last.ckpt", map_location="cpu", weights_only=False)
@@ -241,7 +242,7 @@ def test_bf16_mixed_with_channels_last_trains_under_autocast_with_finite_losses(
 def test_channels_last_networks_compute_what_contiguous_ones_do(compose_config):
     cfg = compose_config(*TINY)
     torch.manual_seed(0)
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     images = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         expected = model.G_AB(images)

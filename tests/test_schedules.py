@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ganstyle.config import ConfigError
+from ganstyle.models.base import build_model
 from ganstyle.utils.schedulers import fit_to_run, linear_decay, with_schedule_length_of_old_checkpoints
 
 
@@ -86,7 +87,7 @@ def test_checkpoint_written_before_total_epochs_existed_resumes_without_a_mismat
         "model.discriminator.ndf=4",
         "trainer.max_epochs=4",
     )
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     old_hparams = dict(model.hparams)
     old_hparams["scheduler"] = {k: v for k, v in old_hparams["scheduler"].items() if k != "total_epochs"}
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": old_hparams}, tmp_path / "old.ckpt")
@@ -97,15 +98,13 @@ def test_resuming_with_a_larger_max_epochs_extends_the_run_instead_of_refusing(c
     from ganstyle.run.resuming import check_resume_compatible
 
     tiny = ("model.generator.ngf=4", "model.generator.netG=resnet_1blocks", "model.discriminator.ndf=4")
-    written = hydra.utils.instantiate(compose_config(*tiny, "trainer.max_epochs=2").model, _recursive_=False)
+    written = build_model(compose_config(*tiny, "trainer.max_epochs=2").model)
     torch.save(
         {"state_dict": written.state_dict(), "hyper_parameters": dict(written.hparams)}, tmp_path / "two.ckpt"
     )
-    extended = hydra.utils.instantiate(compose_config(*tiny, "trainer.max_epochs=3").model, _recursive_=False)
+    extended = build_model(compose_config(*tiny, "trainer.max_epochs=3").model)
     assert extended.hparams["scheduler"]["total_epochs"] == 3
     check_resume_compatible(tmp_path / "two.ckpt", extended)  # the run's length is not the model's config
-    reshaped = hydra.utils.instantiate(
-        compose_config(*tiny, "trainer.max_epochs=2", "scheduler.n_epochs=7").model, _recursive_=False
-    )
+    reshaped = build_model(compose_config(*tiny, "trainer.max_epochs=2", "scheduler.n_epochs=7").model)
     with pytest.raises(ConfigError, match="scheduler.n_epochs"):
         check_resume_compatible(tmp_path / "two.ckpt", reshaped)  # the schedule's shape still is

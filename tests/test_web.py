@@ -24,7 +24,7 @@ gradio = pytest.importorskip("gradio", reason="the web extra is not installed: p
 from gradio_client import Client, handle_file  # noqa: E402
 
 from ganstyle.cli import main as cli_main  # noqa: E402
-from ganstyle.models.base import build  # noqa: E402
+from ganstyle.models.base import build, build_model  # noqa: E402
 from ganstyle.reference.importing import import_reference  # noqa: E402
 from ganstyle.web import build_app, find_checkpoints  # noqa: E402
 
@@ -53,13 +53,12 @@ def reference_file(model: str, path: Path, seed: int) -> Path:
 
 def adain_checkpoint(compose_config, path: Path) -> Path:
     """A small AdaIN (random VGG, as its quick start) saved the way training saves a model."""
-    import hydra
 
     from ganstyle.inference.loading import MODEL_CLASS_KEY
 
     cfg = compose_config("model=adain", "data.load_size=36", "data.crop_size=32")
     torch.manual_seed(0)
-    model = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg.model)
     torch.save(
         {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams), "epoch": 0,
          MODEL_CLASS_KEY: "ganstyle.models.adain.AdaIN"},

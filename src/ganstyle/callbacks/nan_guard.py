@@ -17,7 +17,6 @@ from typing import Any
 import lightning.pytorch as pl
 
 from ganstyle.models.base import ImageModel
-from ganstyle.utils.logging_steps import logs_this_step
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class NanGuard(pl.Callback):
         if not isinstance(pl_module, ImageModel):
             return
         skipped = pl_module.skipped_steps
-        if logs_this_step(trainer):  # a running count: skipping the other steps loses nothing
+        if pl_module.logs_this_step():  # a running count: skipping the other steps loses nothing
             pl_module.log("train/skipped_steps", float(skipped), on_step=True, on_epoch=False, batch_size=1)
         if skipped == self._skipped_before:
             self.streak = 0

@@ -342,9 +342,15 @@ class AdaIN(ImageModel):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         losses, _ = self.losses(batch["content"], batch["style"])
         terms, size = weighted_perceptual_terms(losses, self.hparams.loss), batch["content"].shape[0]
-        self.log("val/loss_perceptual", terms["content"] + terms["style"], batch_size=size, prog_bar=True)
-        self.log("val/content_distance", losses["content"], batch_size=size)
-        self.log("val/style_distance", losses["style"], batch_size=size)
+        self.log(
+            "val/loss_perceptual",
+            terms["content"] + terms["style"],
+            batch_size=size,
+            prog_bar=True,
+            sync_dist=True,
+        )
+        self.log("val/content_distance", losses["content"], batch_size=size, sync_dist=True)
+        self.log("val/style_distance", losses["style"], batch_size=size, sync_dist=True)
 
     def distribution_samples(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """For FID/KID against the style: ``{"style": (style crops, stylised content)}``, same size, [-1, 1]."""

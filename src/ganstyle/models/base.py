@@ -34,8 +34,7 @@ from ganstyle.models.validation_metrics import ValidationMetricsMixin
 from ganstyle.utils.augmentation import AdaptiveProbability, augment, check_policies
 from ganstyle.utils.batching import batched_call
 from ganstyle.utils.ddp import find_unused_parameters_for_gans
-from ganstyle.utils.lightning_compat import ConvertedHyperparameters, attached_trainer, default_logs_on_epoch
-from ganstyle.utils.logging_steps import logs_this_step
+from ganstyle.utils.lightning_compat import attached_trainer
 from ganstyle.utils.performance import fused_optimizer_kwargs, prepare_networks
 from ganstyle.utils.random_states import restore_rng_states, rng_states
 
@@ -54,6 +53,16 @@ def build(config: dict[str, Any] | None, **kwargs: Any) -> Any:
     if config is None:
         return None
     return hydra.utils.instantiate(config, **kwargs)
+
+
+def build_model(config: Any) -> ImageModel:
+    """The model a ``model`` config node describes (``cfg.model``), as ``train()`` builds it.
+
+    Its networks, optimisers and schedulers stay configs (``_recursive_=False``): the model builds them
+    and saves them as hyperparameters, as plain dicts and lists (``_convert_="all"``), so a checkpoint
+    restores without Hydra or the config that made it.
+    """
+    return hydra.utils.instantiate(config, _recursive_=False, _convert_="all")
 
 
 def complete_loss_config(loss: dict[str, Any] | None) -> dict[str, Any]:
@@ -97,7 +106,7 @@ LEARNING_RATE_METRIC_NAMES = {"generator": "G", "discriminator": "D", "heads": "
 OPTIMIZER_ROLES = ("generator", "discriminator", "heads", "decoder", "image")
 
 
-class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningModule):
+class ImageModel(ValidationMetricsMixin, pl.LightningModule):
     """Base class of every ganstyle model: the hooks the framework calls, declared with one signature.
 
     Manual optimisation, plain-data hyperparameters, per-epoch learning-rate schedules. The class
@@ -142,6 +151,9 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         self._nonfinite_terms: dict[str, dict[str, float]] = {}
         # The epoch whose learning rates have been logged (see on_train_batch_start).
         self._learning_rates_logged_epoch: int | None = None
+        # Training batches of the run so far, the current one included (see logs_this_step); saved in
+        # checkpoints. None after resuming from a checkpoint written before it was counted.
+        self.training_batches: int | None = 0
 
     # --- the shared start of __init__ -----------------------------------------------------------
     @classmethod
@@ -151,12 +163,6 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         loss = complete_loss_config(plain_data(loss))
         cls.check_loss_config(loss)
         return loss
-
-    def convert_hyperparameters(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-        # Lightning's save_hyperparameters() collects the __init__ arguments as given: Hydra passes
-        # DictConfig nodes (`_recursive_=False`), which are stored resolved, as plain data, so a
-        # checkpoint restores without Hydra or the config that made it.
-        return plain_data(hyperparameters)
 
     # --- configuration checks -------------------------------------------------------------------
     @classmethod
@@ -378,11 +384,11 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         validation. The two drift apart when it memorises the training set (ADA's figure 1)."""
         for name, images in self.discriminator_real_inputs(batch).items():
             scores = per_image_scores(self.discriminate(getattr(self, name), images))
-            self.log(f"val/D_real_heldout_{name}", scores.mean(), batch_size=images.shape[0])
+            self.log(f"val/D_real_heldout_{name}", scores.mean(), batch_size=images.shape[0], sync_dist=True)
 
     def log_real_score_train_means(self) -> None:
         for name, (total, count) in self.__dict__.pop("_real_score_sums", {}).items():
-            self.log(f"val/D_real_train_{name}", total / max(count, 1))
+            self.log(f"val/D_real_train_{name}", total / max(count, 1), sync_dist=True)
 
     def discriminator_real_inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """``{discriminator attribute: the real images it judges}`` from a validation batch (CycleGAN:
@@ -449,21 +455,6 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
             find_unused_parameters_for_gans(trainer.strategy)
         prepare_networks(self, channels_last=self.channels_last, compile=self.compile_networks)
 
-    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
-        """Lightning's ``log``; values logged per epoch are averaged over DDP processes by default.
-
-        Each process validates its own shard, so without ``sync_dist`` the epoch value would be rank
-        0's shard alone (and checkpoints would pick the "best" epoch from it). Per-step training values
-        stay per process: syncing them would add a collective per value per step. torchmetrics objects
-        synchronise themselves either way; an explicit ``sync_dist=`` is respected.
-        """
-        kwargs.setdefault("sync_dist", self._logs_per_epoch(kwargs.get("on_epoch")))
-        super().log(name, value, *args, **kwargs)
-
-    def log_dict(self, dictionary: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("sync_dist", self._logs_per_epoch(kwargs.get("on_epoch")))
-        super().log_dict(dictionary, *args, **kwargs)
-
     def log_training_values(
         self,
         values: Mapping[str, Any],
@@ -478,18 +469,11 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         other steps anyway. ``trainer.callback_metrics`` and the progress bar therefore hold the
         latest written step. Without loggers (tests, ``logger=none``) every step is logged.
         """
-        trainer = attached_trainer(self)
-        if trainer is not None and not logs_this_step(trainer):
+        if not self.logs_this_step():
             return
         self.log_dict(dict(values), batch_size=batch_size)
         if progress_bar:
             self.log_dict(dict(progress_bar), prog_bar=True, logger=False, batch_size=batch_size)
-
-    def _logs_per_epoch(self, on_epoch: bool | None) -> bool:
-        if on_epoch is not None:
-            return on_epoch
-        # Lightning's own default for the hook being run: on_epoch in validation, not in training_step
-        return default_logs_on_epoch(self)
 
     def on_train_start(self) -> None:
         # Lightning restores each optimiser's learning rate as the checkpoint saved it: the rate the
@@ -510,7 +494,20 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
     def on_train_epoch_start(self) -> None:
         self._log_learning_rates()
 
+    def logs_this_step(self) -> bool:
+        """Whether the current training batch's values reach the loggers: on every
+        ``trainer.log_every_n_steps``-th batch of the run and when the trainer is stopping, the batches
+        Lightning's loggers write (their step is the count of training batches, not of optimiser steps).
+        Always without a trainer or loggers, and after resuming a checkpoint that predates the count."""
+        trainer = attached_trainer(self)
+        if trainer is None or not trainer.loggers or self.training_batches is None:
+            return True
+        every = trainer.log_every_n_steps
+        return every > 0 and (self.training_batches % every == 0 or trainer.should_stop)
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.training_batches is not None:
+            self.training_batches += 1  # this batch included, like the loggers' step + 1
         # A run resumed mid-epoch (Ctrl-C, SIGTERM, a SLURM requeue) starts inside an epoch whose
         # on_train_epoch_start ran before the stop: its learning-rate row would be missing from the
         # metric history, so it is logged at the first batch instead.
@@ -571,10 +568,21 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Hyperparameters as plain data, so the checkpoint loads with weights_only and without Hydra.
+        # build_model passes plain configs already; a model built from Python with DictConfig nodes
+        # is converted here.
+        if self.CHECKPOINT_HYPER_PARAMS_KEY in checkpoint:
+            checkpoint[self.CHECKPOINT_HYPER_PARAMS_KEY] = plain_data(
+                checkpoint[self.CHECKPOINT_HYPER_PARAMS_KEY]
+            )
         # The class path lets ganstyle.load rebuild the model from the checkpoint file alone.
         checkpoint["ganstyle_model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
         # Random states make a resumed run draw what an uninterrupted one would (pool swaps, dropout).
-        checkpoint["ganstyle_training_state"] = {"skipped_steps": self.skipped_steps, "rng": rng_states()}
+        checkpoint["ganstyle_training_state"] = {
+            "skipped_steps": self.skipped_steps,
+            "training_batches": self.training_batches,
+            "rng": rng_states(),
+        }
         ada = self.__dict__.get("_ada_states")
         if ada:  # ADA's p per discriminator: a resumed run continues with it
             checkpoint["ganstyle_training_state"]["ada_p"] = {
@@ -584,6 +592,7 @@ class ImageModel(ValidationMetricsMixin, ConvertedHyperparameters, pl.LightningM
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("ganstyle_training_state") or {}
         self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.training_batches = state.get("training_batches")
         self.__dict__["_ada_saved"] = dict(state.get("ada_p") or {})
         self.__dict__.pop("_ada_states", None)
         # Only when a trainer resumes: load_from_checkpoint for inference must not reseed the caller.

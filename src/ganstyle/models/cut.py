@@ -267,7 +267,12 @@ class CUT(ImageModel):
         # patch locations come from a generator seeded by the batch index, so every epoch scores the same
         # patches and validation leaves training's random state alone.
         locations = torch.Generator().manual_seed(batch_idx)
-        self.log("val/loss_NCE", self.nce_loss(real_A, fake_B, generator=locations), batch_size=size)
+        self.log(
+            "val/loss_NCE",
+            self.nce_loss(real_A, fake_B, generator=locations),
+            batch_size=size,
+            sync_dist=True,
+        )
         if "B_target" in batch:
             self.log_translation_against_target(real_A, fake_B, batch["B_target"], size)
 

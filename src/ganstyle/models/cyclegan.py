@@ -203,8 +203,18 @@ class CycleGAN(ImageModel):
         real_A, real_B = batch["A"], batch["B"]
         fake_B, fake_A = self.G_AB(real_A), self.G_BA(real_B)
         size = real_A.shape[0]
-        self.log("val/loss_cycle_A", self.reconstruction(self.G_BA(fake_B), real_A), batch_size=size)
-        self.log("val/loss_cycle_B", self.reconstruction(self.G_AB(fake_A), real_B), batch_size=size)
+        self.log(
+            "val/loss_cycle_A",
+            self.reconstruction(self.G_BA(fake_B), real_A),
+            batch_size=size,
+            sync_dist=True,
+        )
+        self.log(
+            "val/loss_cycle_B",
+            self.reconstruction(self.G_AB(fake_A), real_B),
+            batch_size=size,
+            sync_dist=True,
+        )
         if "B_target" in batch:
             self.log_translation_against_target(real_A, fake_B, batch["B_target"], size)
 

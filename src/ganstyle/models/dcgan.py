@@ -229,9 +229,14 @@ class DCGAN(ImageModel):
         fake = self.generator(self.sample_noise(size, seed=batch_idx))
         score_real, score_fake = self.discriminate(self.discriminator, real, fake)
         loss_real, loss_fake = self.adversarial(score_real, True), self.adversarial(score_fake, False)
-        self.log("val/loss_D", loss_real + loss_fake, batch_size=size)
+        self.log("val/loss_D", loss_real + loss_fake, batch_size=size, sync_dist=True)
         if self.hparams.loss["gan_mode"] == "wgangp":
-            self.log("val/wasserstein_estimate", score_real.mean() - score_fake.mean(), batch_size=size)
+            self.log(
+                "val/wasserstein_estimate",
+                score_real.mean() - score_fake.mean(),
+                batch_size=size,
+                sync_dist=True,
+            )
 
     # --- outputs -------------------------------------------------------------------------------
     @torch.no_grad()

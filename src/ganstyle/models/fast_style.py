@@ -214,10 +214,12 @@ class FastStyleTransfer(ImageModel):
         distances = self.perceptual_terms(stylized, content)
         if distances:
             weighted = weighted_perceptual_terms(distances, self.hparams.loss)
-            self.log("val/loss_perceptual", sum(weighted.values()), batch_size=size, prog_bar=True)
+            self.log(
+                "val/loss_perceptual", sum(weighted.values()), batch_size=size, prog_bar=True, sync_dist=True
+            )
         for name in ("content", "style"):
             if name in distances:
-                self.log(f"val/{name}_distance", distances[name], batch_size=size)
+                self.log(f"val/{name}_distance", distances[name], batch_size=size, sync_dist=True)
 
     def distribution_samples(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """For FID/KID against the style: ``{"style": (style crops, stylised content)}``, same size, [-1, 1]."""

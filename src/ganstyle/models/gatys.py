@@ -288,10 +288,10 @@ class GatysStyleTransfer(ImageModel):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         distances = self.distances()
         terms = weighted_perceptual_terms(distances, self.hparams.loss)
-        self.log("val/loss_perceptual", sum(terms.values()), batch_size=1, prog_bar=True)
-        self.log("val/style_distance", distances["style"], batch_size=1)
+        self.log("val/loss_perceptual", sum(terms.values()), batch_size=1, prog_bar=True, sync_dist=True)
+        self.log("val/style_distance", distances["style"], batch_size=1, sync_dist=True)
         if "content" in distances:
-            self.log("val/content_distance", distances["content"], batch_size=1)
+            self.log("val/content_distance", distances["content"], batch_size=1, sync_dist=True)
 
     @torch.no_grad()
     def compute_visuals(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

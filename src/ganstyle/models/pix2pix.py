@@ -211,7 +211,9 @@ class Pix2Pix(ImageModel):
         real_A, real_B = batch["A"], batch["B"]
         fake_B = self(real_A)  # the inference behaviour users get
         size = real_A.shape[0]
-        self.log("val/loss_L1", self.reconstruction(fake_B, real_B), batch_size=size)  # unweighted
+        self.log(
+            "val/loss_L1", self.reconstruction(fake_B, real_B), batch_size=size, sync_dist=True
+        )  # unweighted
         self.log_translation_against_target(real_A, fake_B, real_B, size)
 
     # --- outputs -------------------------------------------------------------------------------

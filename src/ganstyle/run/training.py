@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ganstyle.callbacks.metrics_history import MetricsHistory
 from ganstyle.callbacks.signals import EXIT_CODE_SIGINT, EXIT_CODE_SIGTERM, CheckpointOnInterrupt
 from ganstyle.config import ConfigError
+from ganstyle.models.base import build_model
 from ganstyle.run.config_checks import drop_quick_start_random_weights, validate_config
 from ganstyle.run.console import is_verbose, log_start_block, quiet_library_output
 from ganstyle.run.distributed import build_trainer, trained_in_spawned_processes
@@ -196,7 +197,7 @@ def train(cfg: DictConfig) -> float | None:
     datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
     # Networks, optimisers and schedulers stay plain configs here: the model builds them and saves
     # the configs (not the built objects) as hyperparameters.
-    model: pl.LightningModule = hydra.utils.instantiate(cfg.model, _recursive_=False)
+    model: pl.LightningModule = build_model(cfg.model)
     if cfg.get("performance") is not None:  # channels_last / torch.compile, applied in ImageModel.setup
         model.set_performance_options(**cfg.performance)
     if cfg.get("augment") is not None:  # DiffAugment / ADA on every discriminator input

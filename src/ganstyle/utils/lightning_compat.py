@@ -1,6 +1,6 @@
 """Every use of Lightning's private internals, in one place.
 
-Lightning exposes no public API for these eight facts, and ganstyle needs each of them. The internals
+Lightning exposes no public API for these five facts, and ganstyle needs each of them. The internals
 they rely on may move or be renamed in any Lightning release, so each has one small function here and
 ``tests/test_lightning_compat.py`` checks every one against the installed version: an upgrade that
 moves one fails that test by name instead of failing deep inside a training run. Private modules are
@@ -10,29 +10,11 @@ imported inside the functions, so a moved internal breaks only the feature that 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter  # public; its methods used below are not
 
 from ganstyle.utils.metrics_csv import read_metrics_csv, rows_logged_before, step_of, write_csv_atomically
-
-
-def default_logs_on_epoch(module: Any) -> bool:
-    """Lightning's own default for ``self.log(on_epoch=...)`` in the hook ``module`` is running now:
-    True in validation hooks, False in ``training_step``; False outside any hook.
-
-    Relies on ``LightningModule._current_fx_name`` (the hook being run, set by the Trainer) and
-    ``lightning.pytorch.trainer.connectors.logger_connector.fx_validator._FxValidator
-    .get_default_logging_levels(fx_name, on_step, on_epoch) -> (on_step, on_epoch)``: asking Lightning
-    keeps ganstyle's logging defaults identical to ``self.log``'s without copying its table of hooks.
-    """
-    from lightning.pytorch.trainer.connectors.logger_connector.fx_validator import _FxValidator
-
-    try:
-        return _FxValidator.get_default_logging_levels(module._current_fx_name, None, None)[1]
-    except (KeyError, TypeError, AssertionError):  # not inside a hook Lightning knows
-        return False
 
 
 def attached_trainer(module: Any) -> Any | None:
@@ -68,18 +50,6 @@ def launches_by_rerunning_script(strategy: Any) -> bool:
     from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
     return isinstance(getattr(strategy, "launcher", None), _SubprocessScriptLauncher)
-
-
-def loggers_write_this_step(trainer: Any) -> bool:
-    """Whether the trainer's loggers write the values logged in the current training step (every
-    ``log_every_n_steps`` and on the last step); True when this Lightning cannot say.
-
-    Relies on ``trainer._logger_connector.should_update_logs``, the test Lightning itself applies to
-    drop the other steps' values: logging only on those steps saves ``self.log``'s bookkeeping cost
-    without changing what the loggers receive.
-    """
-    connector = getattr(trainer, "_logger_connector", None)
-    return bool(connector.should_update_logs) if connector is not None else True
 
 
 def stop_after_this_batch(trainer: Any) -> None:
@@ -141,20 +111,3 @@ class ContinuingExperimentWriter(ExperimentWriter):
     def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
         _, rows = read_metrics_csv(self.metrics_file_path)
         write_csv_atomically(self.metrics_file_path, fieldnames, rows)
-
-
-class ConvertedHyperparameters:
-    """LightningModule mixin (listed before ``LightningModule``): ``save_hyperparameters()`` stores
-    ``self.convert_hyperparameters(collected)`` instead of the ``__init__`` arguments as given.
-
-    Relies on ``HyperparametersMixin._set_hparams(hp)``, which ``save_hyperparameters`` (in
-    ``lightning.pytorch.utilities.parsing``) calls with the arguments it collected from the caller's
-    frame: the one point where every model's hyperparameters pass, so a model need not convert its
-    arguments before saving them.
-    """
-
-    def convert_hyperparameters(self, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-        return hyperparameters
-
-    def _set_hparams(self, hp: Any) -> None:
-        super()._set_hparams(self.convert_hyperparameters(dict(hp)) if isinstance(hp, Mapping) else hp)
