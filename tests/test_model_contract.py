@@ -253,3 +253,23 @@ def test_every_discriminator_call_of_a_training_step_and_its_penalty_runs_inside
     fit_one_batch(model, {"A": images[0], "B": images[1], "A_path": ["a.png"], "B_path": ["b.png"]})
     # G step: D_A and D_B once each; D step: real, fake and the penalty's interpolates for each.
     assert calls == {"inside": 8, "outside": 0}
+
+
+def test_every_validation_value_a_model_logs_is_averaged_over_processes():
+    """``self.log("val/...", ...)`` passes ``sync_dist=True``: each DDP process validates its own shard,
+    so without it the epoch value (and the best checkpoint picked from it) would be rank 0's alone."""
+    unsynced = []
+    for path in [*sorted((PACKAGE / "models").glob("*.py")), ROOT / "docs" / "examples" / "minimal_gan.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr != "log" or not node.args:
+                continue
+            name = node.args[0]
+            text = name.value if isinstance(name, ast.Constant) else None
+            if isinstance(name, ast.JoinedStr) and isinstance(name.values[0], ast.Constant):
+                text = name.values[0].value
+            if isinstance(text, str) and text.startswith("val/"):
+                if not any(keyword.arg == "sync_dist" for keyword in node.keywords):
+                    unsynced.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not unsynced, "validation values logged without sync_dist=True:\n" + "\n".join(unsynced)
