@@ -13,7 +13,8 @@ from ganstyle.config import ConfigError
 from ganstyle.models.adain import AdaIN, coral
 from ganstyle.models.base import build_model
 from ganstyle.networks.adain import adaptive_instance_norm
-from ganstyle.run.training import check_model_config, train
+from ganstyle.run.config_checks import validate_config
+from ganstyle.run.training import train
 
 TINY = (
     "model=adain",
@@ -141,9 +142,9 @@ def test_fast_dev_run(compose_config):
 
 def test_a_changed_encoder_or_an_adversarial_weight_is_refused(compose_config):
     with pytest.raises(ConfigError, match="VGG19 up to relu4_1"):
-        check_model_config(compose_config(*TINY, "loss.feature_net.arch=vgg16"))
+        validate_config(compose_config(*TINY, "loss.feature_net.arch=vgg16"))
     with pytest.raises(ConfigError, match="AdaIN has no adversarial term"):
-        check_model_config(compose_config(*TINY, "loss.gan_weight=1.0"))
+        validate_config(compose_config(*TINY, "loss.gan_weight=1.0"))
 
 
 def test_missing_style_image_is_a_clear_error(compose_config, tmp_path):

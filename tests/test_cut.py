@@ -23,7 +23,7 @@ from ganstyle.networks import NLayerDiscriminator, ResnetGenerator
 from ganstyle.networks.antialias import BlurDownsample, BlurUpsample
 from ganstyle.networks.patch_sample import PatchSampleF
 from ganstyle.run.config_checks import validate_config
-from ganstyle.run.training import check_model_config, train
+from ganstyle.run.training import train
 from ganstyle.run.user_errors import user_error_message
 
 # 5 residual blocks: the smallest generator that still has the reference's layer 16.
@@ -224,9 +224,9 @@ def test_unknown_mode_and_foreign_loss_weights_are_refused_before_anything_is_bu
         validate_config(compose_config("model=cut", "model.mode=fast"))
     assert user_error_message(error.value).startswith("model.mode='fast'")  # one paragraph, no traceback
     with pytest.raises(ConfigError, match=r"loss\.cycle_weight=10.0 but CUT has no such term"):
-        check_model_config(compose_config("model=cut", "loss.cycle_weight=10"))
+        validate_config(compose_config("model=cut", "loss.cycle_weight=10"))
     with pytest.raises(ConfigError, match=r"loss\.nce_weight=1.0 but CycleGAN has no such term"):
-        check_model_config(compose_config("model=cyclegan", "loss.nce_weight=1"))
+        validate_config(compose_config("model=cyclegan", "loss.nce_weight=1"))
     with pytest.raises(ConfigError, match="no encode"):
         CUT(
             generator={"_target_": "ganstyle.networks.UnetGenerator", "num_downs": 5, "ngf": 4},

@@ -8,7 +8,8 @@ import torch
 from ganstyle.config import ConfigError
 from ganstyle.models.base import build_model
 from ganstyle.models.cyclegan import CycleGAN
-from ganstyle.run.training import check_model_config, train
+from ganstyle.run.config_checks import validate_config
+from ganstyle.run.training import train
 from ganstyle.utils.image_pool import ImagePool
 from ganstyle.utils.schedulers import linear_decay
 
@@ -88,7 +89,7 @@ def test_image_pool_state_round_trips():
 def test_a_loss_weight_cyclegan_does_not_have_is_refused(compose_config):
     cfg = compose_config(*TINY, "loss.l1_weight=100")
     with pytest.raises(ConfigError, match=r"loss\.l1_weight=100.0 but CycleGAN has no such term"):
-        check_model_config(cfg)
+        validate_config(cfg)
 
 
 def test_training_writes_checkpoints_grids_translations_and_logs_every_loss(compose_config, tmp_path):

@@ -14,7 +14,8 @@ from ganstyle.data.images import DatasetError
 from ganstyle.losses.adversarial import gradient_penalty
 from ganstyle.models.base import build_model
 from ganstyle.models.dcgan import DCGAN
-from ganstyle.run.training import check_model_config, train
+from ganstyle.run.config_checks import validate_config
+from ganstyle.run.training import train
 
 TINY = (
     "model=dcgan",
@@ -162,7 +163,7 @@ def test_critic_loss_is_the_sum_of_its_terms_including_the_gradient_penalty():
 
 def test_loss_weights_dcgan_does_not_have_are_refused(compose_config):
     with pytest.raises(ConfigError, match=r"loss\.l1_weight=100.0 but DCGAN has no such term"):
-        check_model_config(compose_config(*TINY, "loss.l1_weight=100"))
+        validate_config(compose_config(*TINY, "loss.l1_weight=100"))
     with pytest.raises(ConfigError, match="only signal"):
         tiny_model(loss={"gan_mode": "vanilla", "gan_weight": 0.0})
 

@@ -15,6 +15,7 @@ from helpers import assert_missing_style_image_is_a_clear_error, missing_imagene
 from ganstyle.data.embedded_styles import STYLES, materialize_embedded_styles
 from ganstyle.models.base import build_model
 from ganstyle.models.fast_style import FastStyleTransfer
+from ganstyle.run.config_checks import validate_config
 from ganstyle.run.training import train
 
 # The same embedded dataset parameters as the CycleGAN tests, so one build serves both.
@@ -90,11 +91,10 @@ def test_critic_learns_style_crops_as_real_and_stylised_outputs_as_fake(compose_
 
 def test_a_run_without_style_term_or_critic_is_refused(compose_config):
     from ganstyle.config import ConfigError
-    from ganstyle.run.training import check_model_config
 
     cfg = compose_config(*TINY, "loss.style_weight=0", "loss.gan_weight=0")
     with pytest.raises(ConfigError, match="nothing that teaches a style"):
-        check_model_config(cfg)
+        validate_config(cfg)
 
 
 def test_fast_dev_run_trains_with_the_critic(compose_config):

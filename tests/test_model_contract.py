@@ -269,7 +269,7 @@ def test_every_validation_value_a_model_logs_is_averaged_over_processes():
             text = name.value if isinstance(name, ast.Constant) else None
             if isinstance(name, ast.JoinedStr) and isinstance(name.values[0], ast.Constant):
                 text = name.values[0].value
-            if isinstance(text, str) and text.startswith("val/"):
-                if not any(keyword.arg == "sync_dist" for keyword in node.keywords):
-                    unsynced.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+            synced = any(keyword.arg == "sync_dist" for keyword in node.keywords)
+            if isinstance(text, str) and text.startswith("val/") and not synced:
+                unsynced.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not unsynced, "validation values logged without sync_dist=True:\n" + "\n".join(unsynced)

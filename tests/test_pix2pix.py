@@ -17,7 +17,8 @@ from ganstyle.data.embedded_paired import EmbeddedPairedDataModule, materialize_
 from ganstyle.data.images import list_images
 from ganstyle.models.base import build_model
 from ganstyle.models.pix2pix import Pix2Pix
-from ganstyle.run.training import check_model_config, train
+from ganstyle.run.config_checks import validate_config
+from ganstyle.run.training import train
 
 TINY = (
     "model=pix2pix",
@@ -155,7 +156,7 @@ def test_batch_statistics_at_inference_normalise_per_batch_without_touching_runn
 
 def test_loss_weights_pix2pix_does_not_have_are_refused(compose_config):
     with pytest.raises(ConfigError, match=r"loss\.cycle_weight=10.0 but Pix2Pix has no such term"):
-        check_model_config(compose_config(*TINY, "loss.cycle_weight=10"))
+        validate_config(compose_config(*TINY, "loss.cycle_weight=10"))
     with pytest.raises(ConfigError, match="nothing to learn"):
         tiny_model(loss={"gan_mode": "vanilla", "gan_weight": 0.0, "l1_weight": 0.0})
 

@@ -160,7 +160,9 @@ class ImageModel(ValidationMetricsMixin, pl.LightningModule):
     def checked_loss_config(cls, loss: Mapping[str, Any] | None) -> dict[str, Any]:
         """The ``loss`` argument as plain data, completed by the schema (:func:`complete_loss_config`)
         and checked against this model's terms (:meth:`check_loss_config`): what ``__init__`` uses."""
-        loss = complete_loss_config(plain_data(loss))
+        loss = plain_data(loss) or {}
+        validate_loss_config(loss)  # before the schema merge: a misspelt key gets "did you mean"
+        loss = complete_loss_config(loss)
         cls.check_loss_config(loss)
         return loss
 
@@ -168,7 +170,6 @@ class ImageModel(ValidationMetricsMixin, pl.LightningModule):
     @classmethod
     def check_loss_config(cls, loss: dict[str, Any]) -> None:
         """Refuse non-zero weights for terms this model does not have, instead of ignoring them."""
-        validate_loss_config(loss)
         allowed = set(cls.loss_terms) | set(_ALWAYS_ALLOWED)
         for key in _ALL_WEIGHTS:
             if key not in allowed and float(loss.get(key) or 0.0) != 0.0:

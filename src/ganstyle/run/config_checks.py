@@ -19,7 +19,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ganstyle.config import ConfigError, validate_data_config, validate_loss_config, validate_model_config
+from ganstyle.config import ConfigError, validate_data_config, validate_model_config
 from ganstyle.run.argument_types import check_argument_types, nearest_argument_hint, target_class
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,9 @@ def validate_config(cfg: DictConfig) -> None:
         check_argument_types(cfg.get(key), key)
     for key in ("generator", "discriminator"):
         check_argument_types((cfg.get("model") or {}).get(key), f"model.{key}")
-    if cfg.get("loss") is not None:
-        validate_loss_config(cfg.loss)
+    model_class = target_class(cfg.get("model"))
+    if cfg.get("loss") is not None and hasattr(model_class, "checked_loss_config"):
+        model_class.checked_loss_config(cfg.loss)  # the model's own check: keys, weights, its terms
     if cfg.get("model") is not None:
         validate_model_config(cfg.model)
     if cfg.get("data") is not None:

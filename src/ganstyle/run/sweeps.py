@@ -53,7 +53,6 @@ def report_failures_in_multirun(
         if not is_multirun():
             return task(cfg)
         try:
-            check_search_objective(cfg)
             return task(cfg)
         except Exception as error:
             message = explain(error) if explain is not None else None
@@ -65,26 +64,6 @@ def report_failures_in_multirun(
             return None
 
     return run
-
-
-def check_search_objective(cfg: DictConfig) -> None:
-    """A sweeper that optimises (Optuna's ``direction``) needs an explicit monitored metric.
-
-    ``monitor.metric: auto`` is resolved inside each job (FID when its weights are found, else the
-    model's ground-truth metric, with opposite directions), after the sweeper has fixed its direction
-    from ``monitor.mode``; the search could then maximise an FID.
-    """
-    from ganstyle.config import ConfigError
-
-    hydra_cfg = running_hydra_config()
-    optimises = hydra_cfg is not None and "direction" in (hydra_cfg.get("sweeper") or {})
-    if optimises and (cfg.get("monitor") or {}).get("metric") == "auto":
-        raise ConfigError(
-            "This sweep optimises the monitored metric, but monitor.metric=auto is only resolved inside "
-            "each job (FID, minimised, when its weights are found; else the model's ground-truth metric, "
-            "maximised), after the search fixed its direction from monitor.mode. Name the objective: e.g. "
-            "`monitor.metric=val/psnr_B monitor.mode=max` or `monitor.metric=val/fid_B monitor.mode=min`."
-        )
 
 
 def write_failure_report(error: BaseException, message: str | None = None) -> Path | None:

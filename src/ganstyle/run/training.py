@@ -93,13 +93,6 @@ def close_loggers(loggers: list[Any]) -> None:
         pass
 
 
-def check_model_config(cfg: DictConfig) -> None:
-    """Model-level checks that need no network: e.g. a loss weight for a term the model lacks."""
-    model_class = hydra.utils.get_class(cfg.model._target_)
-    if cfg.get("loss") is not None:
-        model_class.checked_loss_config(cfg.loss)
-
-
 # What a run writes before its first training step: Hydra's config and log, the loggers' folders and
 # the report written on failure. Nothing else in the folder is touched.
 STARTUP_OUTPUTS = (".hydra", "report.html", "images_read.yaml", "csv", "tensorboard", "wandb", "images")
@@ -185,7 +178,6 @@ def train(cfg: DictConfig) -> float | None:
     quiet_library_output(verbose)
     validate_config(cfg)
     drop_quick_start_random_weights(cfg)  # the user's own images want a real VGG, not the demo's
-    check_model_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir)
     if ckpt_path is None and (ckpt_path := slurm_requeue_checkpoint(output_dir)):
