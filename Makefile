@@ -24,11 +24,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 train: setup ## train the default experiment (CycleGAN, embedded dataset, CPU); ARGS="..." adds overrides
 	$(BIN)/python train.py $(ARGS)
 
-test: setup ## run the default test suite (about 18 minutes on 2 idle CPU cores)
-	$(BIN)/python -m pytest $(ARGS)
+# One pytest worker per core (pytest-xdist); a test file stays on one worker, so the runs a file's tests
+# share are trained once. TEST_WORKERS=0 runs in this process (e.g. for a debugger).
+TEST_WORKERS ?= auto
+test: setup ## run the default test suite (about 5 minutes on 2 idle CPU cores)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 test-all: setup ## run every test, the slow ones included
-	$(BIN)/python -m pytest -m "slow or not slow" $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "slow or not slow" $(ARGS)
 
 lint: setup ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -17,8 +17,10 @@ CONFIG_DIR = ROOT / "conf"
 os.environ["GANSTYLE_ROOT"] = str(ROOT)
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
-# Both CPU cores for the few heavier tests; intra-op threads only.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# The cores this process may use: all of them (at most 2, for the few heavier tests) in a serial run,
+# its share under pytest-xdist (`make test` runs one worker per core); intra-op threads only.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 
 
 def cuda_available() -> bool:

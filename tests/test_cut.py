@@ -332,6 +332,7 @@ def test_training_logs_every_term_and_a_resumed_run_ends_where_an_uninterrupted_
     assert len(list((tmp_path / "two" / "translations" / "AtoB").glob("*.png"))) == 2
 
 
+@pytest.mark.slow  # CUT through stylize is in tests/test_web.py, export in tests/test_export.py
 def test_trained_cut_stylizes_exports_and_loads_with_ganstyle_load(compose_config, tmp_path):
     run = tmp_path / "run"
     train(compose_config(*TINY, "trainer.max_epochs=1", "trainer.limit_train_batches=1", output_dir=run))

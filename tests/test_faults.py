@@ -300,7 +300,11 @@ def run_train_py(tmp_path: Path, cache_dir: Path, *overrides: str) -> subprocess
         pytest.param(
             "data.crop_size=64", "data.crop_size=64 is larger than data.load_size=32", marks=pytest.mark.slow
         ),
-        ("data=unpaired data.root={missing}", "The dataset root {missing} does not exist"),
+        pytest.param(  # the same path as tests/journeys/test_bad_paths.py's missing root
+            "data=unpaired data.root={missing}",
+            "The dataset root {missing} does not exist",
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["config", "dataset"],
 )

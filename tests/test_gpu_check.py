@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from helpers import ROOT
 
 
+@pytest.mark.slow  # a minute on 2 CPU cores
 def test_gpu_check_smoke_runs_the_gpu_tests_and_prints_one_throughput_table():
     environment = {**os.environ, "PYTHON": sys.executable}
     result = subprocess.run(

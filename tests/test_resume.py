@@ -304,7 +304,9 @@ def refused_checkpoint(kind: str, finished_runs, tmp_path: Path) -> str:
     ("kind", "overrides", "expected"),
     [
         ("missing file", (), "no checkpoint file at"),
-        ("last in a new folder", (), "ckpt_path='last': no checkpoint file at"),
+        pytest.param(
+            "last in a new folder", (), "ckpt_path='last': no checkpoint file at", marks=pytest.mark.slow
+        ),
         pytest.param("a folder", (), "no checkpoint file at", marks=pytest.mark.slow),
         pytest.param("a text file", (), "notes.ckpt", marks=pytest.mark.slow),
         pytest.param("a truncated file", (), "cut.ckpt", marks=pytest.mark.slow),

@@ -91,6 +91,7 @@ def ddp_sweep(tmp_path_factory, cache_dir) -> tuple[Path, subprocess.CompletedPr
     return sweep_dir, result
 
 
+@pytest.mark.slow  # the ddp_sweep fixture: two CPU processes under -m, about 40 s
 def test_ddp_sim_under_multirun_runs_as_one_job_with_ddp_spawn(ddp_sweep):
     sweep_dir, result = ddp_sweep
     # Plain ddp would make rank 1 re-run the sweep: a second job folder or a hang. One job, spawned.
@@ -99,6 +100,7 @@ def test_ddp_sim_under_multirun_runs_as_one_job_with_ddp_spawn(ddp_sweep):
     assert "strategy: ddp_spawn" in (sweep_dir / "0" / "csv" / "hparams.yaml").read_text()
 
 
+@pytest.mark.slow  # the ddp_sweep fixture: two CPU processes under -m, about 40 s
 def test_ddp_step_equals_single_process_step_on_the_union_batch(
     ddp_sweep, compose_config, tmp_path, cache_dir
 ):
@@ -131,6 +133,7 @@ def test_ddp_step_equals_single_process_step_on_the_union_batch(
         assert ddp_metrics[name] == pytest.approx(single_metrics[name], rel=1e-4, abs=1e-5), name
 
 
+@pytest.mark.slow  # the ddp_sweep fixture: two CPU processes under -m, about 40 s
 def test_ddp_run_writes_one_set_of_outputs_and_one_wandb_run_in_its_folder(ddp_sweep):
     sweep_dir, _ = ddp_sweep
     job = sweep_dir / "0"

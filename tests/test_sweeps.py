@@ -64,6 +64,7 @@ def test_basic_sweep_gives_each_job_a_folder_and_run_and_survives_a_failing_job(
     assert not (failing_sweep.cwd / "wandb").exists(), "W&B files were written into the working directory"
 
 
+@pytest.mark.slow  # 20 s: three Optuna trials (the search config is composed and checked by default)
 def test_optuna_search_runs_its_trials_and_writes_the_best_parameters(tmp_path, cache_dir):
     sweep_dir = tmp_path / "search"
     result = run_train(
@@ -170,6 +171,7 @@ def test_debug_smoke_limits_every_experiment_to_a_few_batches(compose_config, se
     assert cfg.hydra.runtime.choices.logger == "none" and cfg.task_name == "debug"
 
 
+@pytest.mark.slow  # a minute: every model's quick start in one multirun (each is validated by default)
 def test_every_model_quick_start_runs_under_debug_smoke_in_one_multirun(tmp_path):
     # What `python train.py -m 'model=glob(*)' debug=smoke` promises: every model's default
     # experiment on its embedded data trains, validates and writes its outputs.

@@ -51,7 +51,15 @@ def assert_one_paragraph_and_exit_1(result: subprocess.CompletedProcess) -> str:
     return result.stderr
 
 
-@pytest.mark.parametrize("case", sorted(BAD_ROOTS))
+# A missing root and a root without images by default; the other two shapes' messages are the data
+# module's (tests/test_data.py), and the path through train.py is the same.
+@pytest.mark.parametrize(
+    "case",
+    [
+        case if case in ("missing", "no_images") else pytest.param(case, marks=pytest.mark.slow)
+        for case in sorted(BAD_ROOTS)
+    ],
+)
 def test_a_bad_data_root_is_one_paragraph_exit_1_and_leaves_no_run_folder(case, tmp_path):
     make_root, expected = BAD_ROOTS[case]
     root = make_root(tmp_path / "data")
@@ -120,7 +128,7 @@ def truncated_checkpoint(path: Path, whole: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["another_models_kind", "truncated"])
+@pytest.mark.parametrize("case", [pytest.param("another_models_kind", marks=pytest.mark.slow), "truncated"])
 def test_stylize_refuses_an_unusable_checkpoint_without_writing_anything(case, tmp_path):
     other = dcgan_checkpoint(tmp_path / "dcgan.ckpt")
     checkpoint = (

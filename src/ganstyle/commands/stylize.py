@@ -94,7 +94,8 @@ def check_outputs(sources: list[Path], output_dir: Path, keep_format: bool) -> s
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    console = Console(stderr=True)
+    # soft_wrap: a long path is never broken across lines (Rich folds words at 80 columns off a terminal)
+    console = Console(stderr=True, soft_wrap=True)
     sources, missing = collect_inputs(args.inputs)
     output_dir = Path(args.output).expanduser()
     keep_format = args.format == "same"

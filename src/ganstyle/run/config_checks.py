@@ -63,7 +63,7 @@ def validate_config(cfg: DictConfig) -> None:
     for key in ("generator", "discriminator"):
         check_argument_types((cfg.get("model") or {}).get(key), f"model.{key}")
     model_class = target_class(cfg.get("model"))
-    if cfg.get("loss") is not None and hasattr(model_class, "checked_loss_config"):
+    if cfg.get("loss") is not None and model_class is not None:
         model_class.checked_loss_config(cfg.loss)  # the model's own check: keys, weights, its terms
     if cfg.get("model") is not None:
         validate_model_config(cfg.model)
