@@ -27,10 +27,11 @@ from ganstyle.models.dcgan import DCGAN
 from ganstyle.models.fast_style import FastStyleTransfer
 from ganstyle.models.gatys import GatysStyleTransfer
 from ganstyle.models.pix2pix import Pix2Pix
-from ganstyle.run.checkpointing import AtomicCheckpointIO, LastAndBestCheckpoint, atomic_hard_link
+from ganstyle.run.checkpointing import AtomicCheckpointIO, LastAndBestCheckpoint
 from ganstyle.run.monitoring import MonitoredMetricNotLoggedError, plan_monitor
 from ganstyle.run.sweeps import CheckSearchObjective
 from ganstyle.run.training import resolve_monitor, train
+from ganstyle.utils.atomic_files import atomic_hard_link
 
 STYLE_LOSS = {"content_weight": 1.0e5, "style_weight": 4.0e10}
 AUTO = {"metric": "auto", "mode": "max"}

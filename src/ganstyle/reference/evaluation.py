@@ -14,7 +14,6 @@ table then marks the best and the last. Published numbers for the dataset (the c
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 from PIL import Image
 
 from ganstyle.data.images import list_images, load_rgb
+from ganstyle.utils.atomic_files import atomic_write_text
 
 PAPER_SIZE = 256  # px, square: the reference's test-time resize
 # The metric each translation direction is scored by, as training logs it.
@@ -327,11 +327,7 @@ def markdown_table(evaluation: Evaluation) -> str:
 
 
 def write_evaluation(evaluation: Evaluation, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(markdown_table(evaluation))
-    os.replace(temporary, path)
-    return path
+    return atomic_write_text(path, markdown_table(evaluation))
 
 
 __all__ = ["Evaluation", "EvaluationError", "Score", "evaluate", "markdown_table", "write_evaluation"]

@@ -17,6 +17,7 @@ import yaml
 from ganstyle.report.collect import RunRecord, collect_run, summarize
 from ganstyle.report.plots import metric_figures
 from ganstyle.report.templating import image_png, picture, render
+from ganstyle.utils.atomic_files import atomic_write_text
 
 REPORT_NAME = "report.html"
 MAX_GRIDS_PER_STAGE = 8  # image grids embedded per stage (train / val)
@@ -118,7 +119,4 @@ def write_report(
         )
     record = collect_run(run_dir, best_checkpoint, overrides)
     path = Path(output) if output else run_dir / REPORT_NAME
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(render_html(record, status), encoding="utf-8")
-    temporary.replace(path)  # a browser never sees a half-written page
-    return path
+    return atomic_write_text(path, render_html(record, status))  # a browser never sees half a page

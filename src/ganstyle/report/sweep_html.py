@@ -18,6 +18,7 @@ from pathlib import Path
 from ganstyle.report.plots import swept_value_figure, trial_history_figure
 from ganstyle.report.sweep import SweepRecord, collect_sweep, is_sweep_folder
 from ganstyle.report.templating import format_value, image_png, picture, render
+from ganstyle.utils.atomic_files import atomic_write_text
 
 SWEEP_REPORT_NAME = "report.html"
 MAX_GRIDS = 64  # jobs whose last validation grid is embedded; the page says when more were left out
@@ -124,7 +125,4 @@ def write_sweep_report(sweep_dir: str | Path, output: str | Path | None = None) 
         )
     path = Path(output) if output else sweep_dir / SWEEP_REPORT_NAME
     page = render_sweep_html(collect_sweep(sweep_dir), page_dir=path.parent.resolve())
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(page, encoding="utf-8")
-    temporary.replace(path)  # a browser never sees a half-written page
-    return path
+    return atomic_write_text(path, page)  # a browser never sees a half-written page

@@ -1,8 +1,8 @@
 """Checkpoints that survive crashes, full disks and diverged training.
 
-- :class:`AtomicCheckpointIO` (the trainer's ``plugins.checkpoint_io``) writes every checkpoint to a
-  temporary file in the destination folder, fsyncs it and renames it over the old one with
-  ``os.replace``. A process killed at any moment (SIGKILL, power loss after the rename) leaves either
+- :class:`AtomicCheckpointIO` (the trainer's ``plugins.checkpoint_io``) writes every checkpoint through
+  :func:`~ganstyle.utils.atomic_files.atomic_write` (a temporary file beside it, fsynced, renamed over
+  the old one). A process killed at any moment (SIGKILL, power loss after the rename) leaves either
   the previous checkpoint or the new one, never a truncated file. It refuses to write weights holding
   NaN or inf, and a failed write (``ENOSPC``) raises :class:`CheckpointWriteError` with the previous
   file untouched.
@@ -17,12 +17,9 @@ Resuming (which checkpoint, whether it fits the configured model) lives in ``gan
 from __future__ import annotations
 
 import errno
-import glob
 import logging
 import os
-import shutil
 import signal
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ganstyle.config import ConfigError
 from ganstyle.run.monitoring import MonitoredMetricNotLoggedError, not_logged_message
+from ganstyle.utils.atomic_files import atomic_hard_link, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -60,90 +58,25 @@ def non_finite_tensors(state_dict: Mapping[str, Any]) -> list[str]:
     ]
 
 
-# What open() gives a new file before the umask applies.
-FILE_MODE = 0o666
-
-
-def current_umask() -> int:
-    """The process umask (reading it means setting it; it is set back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` that replaces ``path`` all at once or not at all.
-
-    The temporary file lives in the destination folder because ``os.replace`` is atomic only within
-    one filesystem (a temp file in /tmp would turn the rename into a copy). The data is fsynced before
-    the rename and the folder after it, so the new name never points at unwritten blocks.
-    """
+    """``torch.save`` that replaces ``path`` all at once or not at all (:func:`atomic_write`); a
+    failed write raises :class:`CheckpointWriteError` saying what to do, with ``path`` unchanged."""
     path = Path(path)
-    temp: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        temp = Path(temp_name)
-        # mkstemp creates 0600; the checkpoint gets the mode any other output file gets (0666 less the
-        # umask), so colleagues sharing a cluster folder can read it as they read the run's images.
-        os.fchmod(handle, FILE_MODE & ~current_umask())
-        with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-        temp = None
-        _fsync_folder(path.parent)
-        # Temp files of writes a SIGKILL cut short: nothing else writes this name, so they are stale.
-        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-            stale.unlink(missing_ok=True)
+        atomic_write(path, lambda file: torch.save(obj, file))
     except (OSError, RuntimeError) as error:
         os_error = error if isinstance(error, OSError) else _os_error_behind(error)
         if os_error is None:  # a RuntimeError unrelated to the file (e.g. an unpicklable object)
             raise
         raise CheckpointWriteError(_write_error_message(path, os_error)) from error
-    finally:
-        if temp is not None:
-            temp.unlink(missing_ok=True)
 
 
-def atomic_hard_link(source: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Make ``path`` name the same file as ``source``, replacing ``path`` all at once.
-
-    The link is made under a temporary name and renamed over ``path``, so ``path`` is never missing
-    or partial. Where the filesystem has no hard links, ``source`` is copied instead (same atomic
-    rename). Later writes to either name go through :func:`atomic_torch_save`, which replaces that
-    name with a new file, so the other one keeps its contents.
-    """
-    source, path = Path(source), Path(path)
-    temp = path.parent / f".{path.name}.{os.getpid()}.link.tmp"
+def link_checkpoint(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    """:func:`atomic_hard_link`, with a failure told as a :class:`CheckpointWriteError`."""
     try:
-        temp.unlink(missing_ok=True)
-        try:
-            os.link(source, temp)
-        except OSError:  # no hard links here (some network and FAT filesystems): copy
-            shutil.copyfile(source, temp)
-            with open(temp, "rb+") as file:
-                os.fsync(file.fileno())
-        os.replace(temp, path)
-        _fsync_folder(path.parent)
+        atomic_hard_link(source, path)
     except OSError as error:
-        raise CheckpointWriteError(_write_error_message(path, error)) from error
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:  # some filesystems do not open folders; the rename itself has happened
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+        raise CheckpointWriteError(_write_error_message(Path(path), error)) from error
 
 
 def _os_error_behind(error: BaseException) -> OSError | None:
@@ -219,7 +152,7 @@ class LastAndBestCheckpoint(ModelCheckpoint):
     is written anyway; top-k selection is unchanged.
 
     When the metric improved, the top-k file and ``last.ckpt`` hold the same step: ``last.ckpt`` is
-    then a hard link to that file (see :func:`atomic_hard_link`) instead of a second copy, provided
+    then a hard link to that file (see :func:`~ganstyle.utils.atomic_files.atomic_hard_link`) instead of a second copy, provided
     :class:`AtomicCheckpointIO` (the default plugin) writes the checkpoints. That halves the
     checkpoint disk use of a run whose last epoch is its best (a quick-start CycleGAN run: one 190 MB
     file instead of two). Unlike Lightning's ``save_last="link"`` (a symbolic link) it survives the
@@ -278,7 +211,7 @@ class LastAndBestCheckpoint(ModelCheckpoint):
             return
         previous, self.last_model_path = self.last_model_path, filepath
         if trainer.is_global_zero:
-            atomic_hard_link(written_now, filepath)
+            link_checkpoint(written_now, filepath)
         trainer.strategy.barrier()
         if previous and self._should_remove_checkpoint(trainer, previous, filepath):
             self._remove_checkpoint(trainer, previous)

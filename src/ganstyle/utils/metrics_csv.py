@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ganstyle.utils.atomic_files import atomic_write
+
 
 def read_metrics_csv(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]]:
     """The header and rows of a metric CSV file; nothing when it does not exist."""
@@ -30,15 +32,14 @@ def read_metrics_csv(path: str | os.PathLike) -> tuple[list[str], list[dict[str,
 def write_csv_atomically(
     path: str | os.PathLike, fieldnames: Sequence[str], rows: Iterable[Mapping[str, Any]]
 ) -> None:
-    """Write the whole file to ``<name>.tmp`` beside it, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", newline="") as handle:
+    """Write the whole file beside ``path``, then rename it over ``path`` (:func:`atomic_write`)."""
+
+    def write(handle: Any) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(fieldnames))
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(temporary, path)
+
+    atomic_write(path, write, text=True)
 
 
 def step_of(row: Mapping[str, Any]) -> float:
