@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import hydra
+import lightning.pytorch as pl
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -273,3 +274,45 @@ def test_every_validation_value_a_model_logs_is_averaged_over_processes():
             if isinstance(text, str) and text.startswith("val/") and not synced:
                 unsynced.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not unsynced, "validation values logged without sync_dist=True:\n" + "\n".join(unsynced)
+
+
+class ValidationMetricNames(pl.Callback):
+    """Records the ``val/`` metrics a run logged, after its validation."""
+
+    seen: set[str] = set()
+
+    def on_validation_end(self, trainer, pl_module):
+        ValidationMetricNames.seen = {name for name in trainer.callback_metrics if name.startswith("val/")}
+
+
+# Logged by the framework for every adversarial model (ImageModel.log_real_score_gap), not declared.
+FRAMEWORK_METRICS = ("val/D_real_heldout_", "val/D_real_train_")
+
+
+@pytest.mark.parametrize("config_name", MODEL_CONFIGS)
+def test_a_model_logs_the_validation_metrics_it_declares(compose_config, config_name, tmp_path):
+    """validation_metric_names is the one list of what validation_step logs (monitor.metric=auto and
+    the refusal of an unlogged monitor read it): a model's quick start, one batch of each, logs
+    exactly those, besides the discriminators' statistics every adversarial model gets."""
+    from ganstyle.run.monitoring import validation_has_targets
+    from ganstyle.run.training import train
+
+    cfg = compose_config(
+        f"model={config_name}",
+        "debug=smoke",
+        "trainer.limit_train_batches=1",
+        "trainer.check_val_every_n_epoch=1",  # DCGAN's quick start validates every 20 epochs
+        "~callbacks.image_grids",
+        "~callbacks.translate_test_set",
+        "metrics.fid=false",
+        f"+callbacks.names._target_={__name__}.ValidationMetricNames",
+        output_dir=tmp_path,
+    )
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    model_class = hydra.utils.get_class(cfg.model._target_)
+    loss = base.complete_loss_config(OmegaConf.to_container(cfg.loss, resolve=True))
+    declared = model_class.validation_metric_names(loss, validation_has_targets(datamodule))
+    ValidationMetricNames.seen = set()
+    train(cfg)
+    logged = {name for name in ValidationMetricNames.seen if not name.startswith(FRAMEWORK_METRICS)}
+    assert declared is not None and logged == declared, (sorted(logged), sorted(declared or ()))
