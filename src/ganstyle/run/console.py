@@ -63,6 +63,9 @@ def quiet_library_output(verbose: bool) -> None:
         logging.getLogger(name).addFilter(_NOISE_FILTER)
     for message in LIBRARY_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+    # W&B's own start lines (its version, an "anonymous setting" deprecation Lightning triggers, where
+    # an offline run is kept): the start block says where the run is and how to upload it.
+    os.environ.setdefault("WANDB_SILENT", "true")
 
 
 def describe_networks(model: Any) -> str:
@@ -92,13 +95,26 @@ def start_block(cfg: DictConfig, model: Any, trainer: Any) -> list[str]:
     if data.get("batch_size") is not None:
         sizes.append(f"batch {data.get('batch_size')}")
     device = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
-    return [
+    lines = [
         f"model: {named('model', cfg.model.get('_target_'))}; data: {named('data', data.get('_target_'))}; "
         f"experiment: {experiment}",
         f"networks: {describe_networks(model)}",
         f"sizes: {', '.join(sizes) or 'from the data'}; max_epochs {cfg.trainer.get('max_epochs')}; seed {cfg.get('seed')}",
         f"precision {trainer.precision} on {device} x {trainer.num_devices} ({trainer.strategy.__class__.__name__})",
     ]
+    return lines + [f"loggers: {describe_loggers(trainer.loggers)}"] if trainer.loggers else lines
+
+
+def describe_loggers(loggers: list[Any]) -> str:
+    """``csv, wandb (offline in <dir>; `wandb sync <dir>/offline-run-*` uploads it)``."""
+    names = []
+    for logger in loggers:
+        name = type(logger).__name__.removesuffix("Logger").removeprefix("Run").lower()
+        folder = getattr(logger, "offline_folder", None)  # set by ganstyle.run.loggers.make_wandb_logger
+        if folder:
+            name += f" (offline in {folder}; `wandb sync {folder}/offline-run-*` uploads it)"
+        names.append(name)
+    return ", ".join(names)
 
 
 def log_start_block(cfg: DictConfig, model: Any, trainer: Any) -> None:

@@ -78,7 +78,10 @@ def make_wandb_logger(
     # Processes started later (ddp_spawn ranks attaching to this run) take their folder from the
     # environment, not from save_dir: without this their media would land in ./wandb of the cwd.
     os.environ["WANDB_DIR"] = str(Path(save_dir).resolve())
-    return WandbLogger(
+    import wandb
+
+    wandb.setup()  # reads WANDB_SILENT now, so the settings Lightning passes to wandb.init warn nothing
+    logger = WandbLogger(
         project=project,
         name=name,
         group=group,
@@ -89,6 +92,9 @@ def make_wandb_logger(
         log_model=log_model and resolved == "online",
         **kwargs,
     )
+    # Where an offline run is kept, for the start block (W&B's own lines are silenced there).
+    logger.offline_folder = str(Path(save_dir) / "wandb") if resolved == "offline" else None
+    return logger
 
 
 class RunCSVLogger(CSVLogger):
