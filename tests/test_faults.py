@@ -22,10 +22,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ganstyle.callbacks.nan_guard import NanGuard, NonFiniteLossError
 from ganstyle.callbacks.signals import CheckpointOnInterrupt
-from ganstyle.config import ConfigError
 from ganstyle.models.base import build_model
 from ganstyle.run.checkpointing import AtomicCheckpointIO, CheckpointWriteError, NonFiniteCheckpointError
-from ganstyle.run.config_checks import validate_config
 from ganstyle.run.training import train
 from ganstyle.run.user_errors import user_error_message
 from ganstyle.utils.image_pool import ImagePool
@@ -266,20 +264,6 @@ def test_first_ctrl_c_finishes_the_batch_and_saves_a_checkpoint(compose_config, 
 
 
 # --- bad input ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("override", "expected"),
-    [
-        ("loss.cycle_weight=nan", "loss.cycle_weight=nan is not a finite number"),
-        ("loss.identity_weight=inf", "loss.identity_weight=inf is not a finite number"),
-        ("model.optimizer.lr=0", "model.optimizer.lr=0 must be a positive finite number"),
-        ("model.pool_size=-1", "model.pool_size=-1 must be 0 or more"),
-    ],
-)
-def test_out_of_range_values_are_refused_before_anything_is_built(compose_config, override, expected):
-    with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
-        validate_config(compose_config(override))
-
-
 def run_train_py(tmp_path: Path, cache_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, WANDB_MODE="offline", GANSTYLE_CACHE=str(cache_dir))
     # The embedded dataset's own keys (n_train, n_test) do not exist in other data configs.

@@ -67,6 +67,19 @@ def assert_one_paragraph(message: str, *expected: str) -> None:
             ["model.generator.netG=resnet_2blocks", "data.load_size=16", "data.crop_size=16"],
             ["data.crop_size=16", "model.discriminator", "n_layers=2"],
         ),
+        # values out of range (the model's loss check, the model and data configs' own ranges)
+        (["loss.cycle_weight=-1"], ["loss.cycle_weight=-1.0 is negative"]),
+        (["loss.cycle_weight=nan"], ["loss.cycle_weight=nan is not a finite number"]),
+        (["loss.identity_weight=inf"], ["loss.identity_weight=inf is not a finite number"]),
+        (["loss.gan_mode=lsgann"], ["loss.gan_mode='lsgann'", "vanilla, lsgan, hinge, wgangp"]),
+        (["model.optimizer.lr=0"], ["model.optimizer.lr=0 must be a positive finite number"]),
+        (["model.pool_size=-1"], ["model.pool_size=-1 must be 0 or more"]),
+        (["data.load_size=64", "data.crop_size=72"], ["crop_size=72 is larger than data.load_size=64"]),
+        # the quick start of another model
+        (
+            ["experiment=gatys_quickstart"],
+            ["experiment=gatys_quickstart", "model=gatys", "python train.py model=gatys"],
+        ),
         # keys added with "+" (Hydra's own hint for a misspelt key), which nothing would read
         (["+loss.stlye_weight=1"], ["loss.stlye_weight", "Did you mean loss.style_weight?"]),
         (["+model.generator.ngg=8"], ["model.generator", "'ngg'", "Did you mean ngf?"]),
