@@ -304,6 +304,10 @@ def test_a_model_logs_the_validation_metrics_it_declares(compose_config, config_
         "trainer.check_val_every_n_epoch=1",  # DCGAN's quick start validates every 20 epochs
         "~callbacks.image_grids",
         "~callbacks.translate_test_set",
+        "~callbacks.report",
+        "~callbacks.run_summary",
+        "~callbacks.model_checkpoint",
+        "~callbacks.progress_bar",
         "metrics.fid=false",
         f"+callbacks.names._target_={__name__}.ValidationMetricNames",
         output_dir=tmp_path,
