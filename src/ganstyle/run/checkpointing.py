@@ -145,15 +145,16 @@ class LastAndBestCheckpoint(ModelCheckpoint):
     """Lightning's ModelCheckpoint, except that ``last.ckpt`` is written at every save point and
     shares its file with a checkpoint written at the same step.
 
-    Lightning 2.6 writes ``last.ckpt`` only when a top-k checkpoint was written at the same step, i.e.
-    when the monitored metric improved (or at the end of training). A run whose metric plateaued and
+    Lightning 2.6 (checked against 2.6.6, whose ``on_validation_end`` and ``on_train_epoch_end`` still
+    gate it so; no public option changes that) writes ``last.ckpt`` only when a top-k checkpoint was
+    written at the same step, i.e. when the monitored metric improved (or at the end of training). A run whose metric plateaued and
     then crashed would resume from its best epoch and silently lose the epochs since. Here, whenever
     an epoch (or ``every_n_train_steps``) save point passes without any file written, ``last.ckpt``
     is written anyway; top-k selection is unchanged.
 
     When the metric improved, the top-k file and ``last.ckpt`` hold the same step: ``last.ckpt`` is
-    then a hard link to that file (see :func:`~ganstyle.utils.atomic_files.atomic_hard_link`) instead of a second copy, provided
-    :class:`AtomicCheckpointIO` (the default plugin) writes the checkpoints. That halves the
+    then a hard link to that file (:func:`~ganstyle.utils.atomic_files.atomic_hard_link`) instead of a
+    second copy, provided :class:`AtomicCheckpointIO` (the default plugin) writes the checkpoints. That halves the
     checkpoint disk use of a run whose last epoch is its best (a quick-start CycleGAN run: one 190 MB
     file instead of two). Unlike Lightning's ``save_last="link"`` (a symbolic link) it survives the
     best file being replaced or deleted, and moving the run folder. The two differ only in the

@@ -102,7 +102,9 @@ def start_block(cfg: DictConfig, model: Any, trainer: Any) -> list[str]:
         f"sizes: {', '.join(sizes) or 'from the data'}; max_epochs {cfg.trainer.get('max_epochs')}; seed {cfg.get('seed')}",
         f"precision {trainer.precision} on {device} x {trainer.num_devices} ({trainer.strategy.__class__.__name__})",
     ]
-    return lines + [f"loggers: {describe_loggers(trainer.loggers)}"] if trainer.loggers else lines
+    if trainer.loggers:
+        lines.append(f"loggers: {describe_loggers(trainer.loggers)}")
+    return lines
 
 
 def describe_loggers(loggers: list[Any]) -> str:
