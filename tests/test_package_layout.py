@@ -206,3 +206,17 @@ def test_run_modules_and_fid_weights_do_not_import_each_other_even_inside_functi
         assert not (second in first_imports and first in second_imports), (
             f"{first} and {second} import each other"
         )
+
+
+def test_train_py_checks_a_command_line_without_loading_lightning():
+    # What train.py imports before Hydra composes (its argv checks) must not pull in Lightning: a
+    # misspelt key or a reused run folder is answered in the seconds Lightning's import would take.
+    script = (
+        "import sys\n"
+        "import ganstyle.config, ganstyle.run.overrides, ganstyle.run.resuming\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('lightning'))\n"
+        "print(loaded[:5])\n"
+        "sys.exit(1 if loaded else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr

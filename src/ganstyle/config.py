@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,15 @@ GAN_MODES = ("vanilla", "lsgan", "hinge", "wgangp")
 
 class ConfigError(ValueError):
     """A configuration value is out of range or inconsistent; the message says how to fix it."""
+
+
+MAX_LISTED = 10  # names listed in one message; the rest are counted
+
+
+def listed(items: Sequence[str], separator: str = ", ") -> str:
+    """The first MAX_LISTED items joined, and how many more there are."""
+    shown = separator.join(items[:MAX_LISTED])
+    return shown + (f"{separator}and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
 
 
 @dataclass

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from ganstyle.config import listed
+
 # Compared case-insensitively. The reference code's list plus webp and the netpbm greys.
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp"}
@@ -33,9 +35,6 @@ SUPPORTED_MODES: frozenset[str] = frozenset(
 )
 
 log = logging.getLogger(__name__)
-
-# Files named in one error message; the rest are counted.
-MAX_LISTED = 10
 
 # EXIF orientations that rotate by 90 degrees, so width and height swap (see load_rgb).
 _SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
@@ -289,10 +288,7 @@ def _check_all(
 
 
 def _list_problems(bad: Sequence[tuple[Path, str]]) -> str:
-    listed = "; ".join(f"{path.name}: {problem}" for path, problem in bad[:MAX_LISTED])
-    if len(bad) > MAX_LISTED:
-        listed += f"; and {len(bad) - MAX_LISTED} more"
-    return listed
+    return listed([f"{path.name}: {problem}" for path, problem in bad], separator="; ")
 
 
 def _describe_contents(folder: Path) -> str:

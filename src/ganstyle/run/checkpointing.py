@@ -20,7 +20,7 @@ import errno
 import logging
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,11 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from ganstyle.config import ConfigError
+from ganstyle.config import ConfigError, listed
 from ganstyle.run.monitoring import MonitoredMetricNotLoggedError, not_logged_message
 from ganstyle.utils.atomic_files import atomic_hard_link, atomic_write
 
 log = logging.getLogger(__name__)
-
-MAX_LISTED = 10  # names listed in one message; the rest are counted
 
 
 class CheckpointWriteError(RuntimeError):
@@ -261,9 +259,3 @@ def slurm_environment(auto_requeue: bool = True, requeue_signal: str = "SIGUSR1"
             f"plugins.slurm.requeue_signal={requeue_signal!r} is not a signal name; use e.g. SIGUSR1."
         ) from error
     return SLURMEnvironment(auto_requeue=auto_requeue, requeue_signal=signum)
-
-
-def listed(items: Sequence[str], separator: str = ", ") -> str:
-    """The first MAX_LISTED items joined, and how many more there are."""
-    shown = separator.join(items[:MAX_LISTED])
-    return shown + (f"{separator}and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")

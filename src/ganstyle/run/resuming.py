@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ganstyle.config import ConfigError
-from ganstyle.run.checkpointing import listed
+from ganstyle.config import ConfigError, listed
 from ganstyle.utils.schedulers import with_schedule_length_of_old_checkpoints
 
 if TYPE_CHECKING:
