@@ -27,7 +27,7 @@ train: setup ## train the default experiment (CycleGAN, embedded dataset, CPU); 
 # One pytest worker per core (pytest-xdist); a test file stays on one worker, so the runs a file's tests
 # share are trained once. TEST_WORKERS=0 runs in this process (e.g. for a debugger).
 TEST_WORKERS ?= auto
-test: setup ## run the default test suite (about 5 minutes on 2 idle CPU cores)
+test: setup ## run the default test suite (about 7.5 minutes on 2 idle CPU cores)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 test-all: setup ## run every test, the slow ones included
