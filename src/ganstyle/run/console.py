@@ -63,6 +63,14 @@ def quiet_library_output(verbose: bool) -> None:
         logging.getLogger(name).addFilter(_NOISE_FILTER)
     for message in LIBRARY_WARNINGS:
         warnings.filterwarnings("ignore", message=message)
+    # The `lightning` package logger prints its lines itself ("INFO: `Trainer.fit` stopped ...") and
+    # passes them on to the root logger Hydra set up, so each appeared twice; the root's handlers (the
+    # console and <run>/train.log) keep them.
+    if logging.getLogger().handlers:
+        package_logger = logging.getLogger("lightning")
+        for handler in list(package_logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                package_logger.removeHandler(handler)
     # W&B's own start lines (its version, an "anonymous setting" deprecation Lightning triggers, where
     # an offline run is kept): the start block says where the run is and how to upload it.
     os.environ.setdefault("WANDB_SILENT", "true")
