@@ -519,7 +519,8 @@ class ImageModel(ValidationMetricsMixin, pl.LightningModule):
         self._learning_rates_logged_epoch = self.current_epoch
         for name, optimizer in zip(self.optimizer_names, self.optimizer_list()):
             metric = f"train/lr_{LEARNING_RATE_METRIC_NAMES.get(name, name)}"
-            self.log(metric, optimizer.param_groups[0]["lr"], on_step=False, on_epoch=True)
+            # sync_dist: the same value on every rank, but an unsynced epoch value makes Lightning warn
+            self.log(metric, optimizer.param_groups[0]["lr"], on_step=False, on_epoch=True, sync_dist=True)
 
     def on_train_epoch_end(self) -> None:
         # Manual optimisation: Lightning does not step schedulers, so each epoch ends with one step.
