@@ -211,9 +211,8 @@ class Pix2Pix(ImageModel):
         real_A, real_B = batch["A"], batch["B"]
         fake_B = self(real_A)  # the inference behaviour users get
         size = real_A.shape[0]
-        self.log(
-            "val/loss_L1", self.reconstruction(fake_B, real_B), batch_size=size, sync_dist=True
-        )  # unweighted
+        loss_L1 = self.reconstruction(fake_B, real_B)  # unweighted
+        self.log("val/loss_L1", loss_L1, batch_size=size, sync_dist=True)
         self.log_translation_against_target(real_A, fake_B, real_B, size)
 
     # --- outputs -------------------------------------------------------------------------------

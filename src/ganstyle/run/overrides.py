@@ -1,10 +1,12 @@
-"""Command-line overrides checked before Hydra runs, so a misspelt key gets "did you mean ...?".
+"""Command-line overrides Hydra could not apply, explained so a misspelt key gets "did you mean ...?".
 
 Hydra answers ``loss.stlye_weight=1`` with "To append to your config use +loss.stlye_weight=1"; following
 that hint adds a key nothing reads (or fails later with a traceback). :func:`check_overrides` composes
-the config as ``train.py`` will, with the same overrides, and turns a composition error into one
+the config as ``train.py`` does, with the same overrides, and turns a composition error into one
 paragraph: the key, the nearest valid names, and for ``data.root`` on a data config without a root,
-the ``data=`` option that reads the user's folder.
+the ``data=`` option that reads the user's folder. ``train.py`` calls it after Hydra's own composition
+of a single run failed, and before a sweep starts (every job's overrides, before the sweep folder is
+made). :func:`check_output_folder_in_argv` checks the folder Hydra will create, before Hydra starts.
 """
 
 from __future__ import annotations
